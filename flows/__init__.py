@@ -1,0 +1,1 @@
+"""Prefect flows: thin scheduled drivers that call ``states`` (materialise, sweep, dispatch...)."""

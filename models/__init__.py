@@ -1,0 +1,21 @@
+"""SQLModel tables and the database engine; no business rules and no commits live here."""
+
+from models.audit import AuditEntry, AuditHead
+from models.evidence import Evidence
+from models.hazard import Hazard
+from models.org import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
+from models.outbox import OutboxMessage
+
+__all__ = [
+    "AuditEntry",
+    "AuditHead",
+    "Department",
+    "Enterprise",
+    "Evidence",
+    "Hazard",
+    "Jurisdiction",
+    "OutboxMessage",
+    "Person",
+    "RoleGrant",
+    "Unit",
+]

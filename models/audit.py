@@ -1,0 +1,40 @@
+"""The audit trail: append-only, hash-chained rows (the database refuses UPDATE and DELETE).
+
+``at`` is the UTC time as the exact ISO text that was hashed, and ``data`` the exact canonical JSON
+text that was hashed, so verification never depends on how a database round-trips timestamps or
+JSON. ``AuditHead`` is the single row holding the chain's head; locking it serialises appends.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id", "seq"),)
+
+    seq: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    entity_type: str = Field(max_length=32)
+    entity_id: int
+    entity_code: str = Field(max_length=64)
+    event: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str | None = Field(default=None, max_length=32)
+    actor: str = Field(max_length=64)
+    actor_role: str = Field(max_length=32)
+    at: str = Field(max_length=32)
+    comment: str | None = Field(default=None, sa_type=Text)
+    data: str = Field(default="{}", sa_type=Text)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0, sa_type=BigInteger)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,1 @@
+"""Apprise routing and zh-CN message templates, fed by the outbox that ``states`` writes."""

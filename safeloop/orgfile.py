@@ -1,0 +1,289 @@
+"""Load the organisation (jurisdictions, departments, enterprises, unit trees, people, roles)
+from a YAML file, idempotently: keys in the file are the user's stable ids; rerunning the same file
+changes nothing, an edited file updates what changed. Every error names the key and line, and
+nothing is written unless the whole file is valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlmodel import Session
+
+from models import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
+from models.enums import Role, Tier
+from states import engine
+from states.errors import InvalidInput
+
+KEY = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+UNIT_ROLES = {Role.inspector, Role.rectifier, Role.safety_officer, Role.unit_head, Role.principal}
+
+
+class JurisdictionIn(BaseModel):
+    model_config = _STRICT
+    id: str = Field(pattern=KEY)
+    name: str = Field(min_length=1)
+    parent: str | None = None
+
+
+class DepartmentIn(BaseModel):
+    model_config = _STRICT
+    id: str = Field(pattern=KEY)
+    name: str = Field(min_length=1)
+    jurisdiction: str
+    industries: list[str] = []
+
+
+class UnitIn(BaseModel):
+    model_config = _STRICT
+    id: str = Field(pattern=KEY)
+    name: str = Field(min_length=1)
+    tier: Tier
+    units: list[UnitIn] = []
+
+
+class EnterpriseIn(BaseModel):
+    model_config = _STRICT
+    id: str = Field(pattern=KEY)
+    name: str = Field(min_length=1)
+    industry: str = Field(min_length=1)
+    jurisdiction: str
+    units: list[UnitIn] = Field(min_length=1)
+
+
+class RoleIn(BaseModel):
+    model_config = _STRICT
+    role: Literal[
+        "inspector", "rectifier", "safety_officer", "unit_head", "principal", "regulator",
+        "auditor",
+    ]
+    unit: str | None = None
+    jurisdiction: str | None = None
+    department: str | None = None
+
+    @model_validator(mode="after")
+    def _scope(self) -> RoleIn:
+        if self.role in UNIT_ROLES and (self.unit is None or self.jurisdiction is not None):
+            raise ValueError(f"角色 {self.role} 须指定 unit（单位），不能指定 jurisdiction")
+        if self.role == Role.regulator and (self.jurisdiction is None or self.unit is not None):
+            raise ValueError("角色 regulator 须指定 jurisdiction（辖区），不能指定 unit")
+        if self.role == Role.auditor and (self.unit is None) == (self.jurisdiction is None):
+            raise ValueError("角色 auditor 须指定 unit 或 jurisdiction 之一")
+        return self
+
+
+class PersonIn(BaseModel):
+    model_config = _STRICT
+    id: str = Field(pattern=KEY)
+    name: str = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    roles: list[RoleIn] = []
+
+
+class OrgFile(BaseModel):
+    model_config = _STRICT
+    jurisdictions: list[JurisdictionIn] = Field(min_length=1)
+    departments: list[DepartmentIn] = []
+    enterprises: list[EnterpriseIn] = []
+    people: list[PersonIn] = []
+
+
+@dataclass
+class LoadReport:
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    audit_seq: int | None = None
+
+    def count(self, kind: str, created: bool) -> None:
+        target = self.created if created else self.updated
+        target[kind] = target.get(kind, 0) + 1
+
+
+# ---- parsing with line numbers --------------------------------------------------------------
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+    """Follow a pydantic error location through the YAML node tree to a 1-based line."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                key_node = next((k for k, _ in node.value if k.value == part), None)
+                return key_node.start_mark.line + 1 if key_node else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse(text: str, source: str = "组织文件") -> tuple[OrgFile, yaml.Node | None]:
+    try:
+        root = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"第 {mark.line + 1} 行" if mark else ""
+        raise InvalidInput(f"{source} {where} 不是合法的 YAML：{exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{source} 顶层必须是映射（jurisdictions/departments/enterprises/people）")
+    try:
+        return OrgFile.model_validate(raw), root
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+            line = _line_of(root, loc)
+            key = ".".join(str(p) for p in loc)
+            problems.append(f"{source} 第 {line} 行 {key}：{err['msg']}")
+        raise InvalidInput("；".join(problems), errors=problems) from exc
+
+
+# ---- writing --------------------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self, conn: Connection, root: yaml.Node | None, source: str) -> None:
+        self.conn = conn
+        self.root = root
+        self.source = source
+        self.report = LoadReport()
+
+    def fail(self, loc: Sequence[Any], message: str) -> InvalidInput:
+        line = _line_of(self.root, loc)
+        key = ".".join(str(p) for p in loc)
+        return InvalidInput(f"{self.source} 第 {line} 行 {key}：{message}", key=key, line=line)
+
+    def ids(self, table: Any) -> dict[str, int]:
+        return {k: i for i, k in self.conn.execute(select(table.c.id, table.c.key))}
+
+    def upsert(self, kind: str, table: Any, key: str, values: dict[str, Any]) -> int:
+        existing = self.conn.execute(select(table).where(table.c.key == key)).mappings().first()
+        if existing is None:
+            new_id = self.conn.execute(
+                insert(table).values(key=key, **values).returning(table.c.id)
+            ).scalar_one()
+            self.report.count(kind, created=True)
+            return int(new_id)
+        if any(existing[c] != v for c, v in values.items()):
+            self.conn.execute(update(table).where(table.c.id == existing["id"]).values(values))
+            self.report.count(kind, created=False)
+        return int(existing["id"])
+
+
+def load(session: Session, path: Path, *, actor: str = "admin") -> LoadReport:
+    """Validate the whole file, write it in one transaction with an audit row, or raise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"无法读取组织文件 {path}：{exc.strerror}") from exc
+    org, root = parse(text, path.name)
+    try:
+        writer = _Writer(session.connection(), root, path.name)
+        _write(writer, org)
+        report = writer.report
+        report.audit_seq = engine.record(
+            session, entity_type="org", entity_code=path.name, event="load_org", actor=actor,
+            role="admin",
+            data={"sha256": hashlib.sha256(text.encode()).hexdigest(),
+                  "created": report.created, "updated": report.updated},
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return report
+
+
+def _write(w: _Writer, org: OrgFile) -> None:
+    jt, dt, et, ut, pt, gt = (
+        Jurisdiction.__table__, Department.__table__, Enterprise.__table__,  # type: ignore[attr-defined]
+        Unit.__table__, Person.__table__, RoleGrant.__table__,  # type: ignore[attr-defined]
+    )
+    jur = w.ids(jt)
+    paths = dict(w.conn.execute(select(jt.c.id, jt.c.path)).all())
+    for i, j in enumerate(org.jurisdictions):
+        parent_id = None
+        if j.parent is not None:
+            if j.parent not in jur:
+                raise w.fail(["jurisdictions", i, "parent"], f"上级辖区「{j.parent}」未定义（须先定义）")
+            parent_id = jur[j.parent]
+        jid = w.upsert("jurisdiction", jt, j.id, {"name": j.name, "parent_id": parent_id})
+        jur[j.id] = jid
+        path = (paths.get(parent_id, "/") if parent_id else "/") + f"{jid}/"
+        paths[jid] = path
+        w.conn.execute(update(jt).where(jt.c.id == jid, jt.c.path != path).values(path=path))
+    dep = w.ids(dt)
+    for i, d in enumerate(org.departments):
+        if d.jurisdiction not in jur:
+            raise w.fail(["departments", i, "jurisdiction"], f"辖区「{d.jurisdiction}」未定义")
+        dep[d.id] = w.upsert("department", dt, d.id, {
+            "name": d.name, "jurisdiction_id": jur[d.jurisdiction],
+            "industries": ",".join(d.industries)})
+    units = w.ids(ut)
+    seen_units: set[str] = set()
+    for i, e in enumerate(org.enterprises):
+        if e.jurisdiction not in jur:
+            raise w.fail(["enterprises", i, "jurisdiction"], f"辖区「{e.jurisdiction}」未定义")
+        eid = w.upsert("enterprise", et, e.id, {
+            "name": e.name, "industry": e.industry, "jurisdiction_id": jur[e.jurisdiction]})
+        _write_units(w, ut, eid, e.units, None, "/", ["enterprises", i], units, seen_units)
+    people = w.ids(pt)
+    for i, p in enumerate(org.people):
+        pid = w.upsert("person", pt, p.id, {"name": p.name, "phone": p.phone, "email": p.email})
+        people[p.id] = pid
+        wanted = set()
+        for k, r in enumerate(p.roles):
+            loc = ["people", i, "roles", k]
+            if r.unit is not None and r.unit not in units:
+                raise w.fail([*loc, "unit"], f"单位「{r.unit}」未定义")
+            if r.jurisdiction is not None and r.jurisdiction not in jur:
+                raise w.fail([*loc, "jurisdiction"], f"辖区「{r.jurisdiction}」未定义")
+            if r.department is not None and r.department not in dep:
+                raise w.fail([*loc, "department"], f"监管部门「{r.department}」未定义")
+            wanted.add((r.role, units.get(r.unit or ""), jur.get(r.jurisdiction or ""),
+                        dep.get(r.department or "")))
+        have = {
+            (g.role, g.unit_id, g.jurisdiction_id, g.department_id): g.id
+            for g in w.conn.execute(select(gt).where(gt.c.person_id == pid))
+        }
+        for grant, gid in have.items():
+            if grant not in wanted:
+                w.conn.execute(delete(gt).where(gt.c.id == gid))
+                w.report.count("role_grant_removed", created=True)
+        for role, unit_id, jur_id, dep_id in sorted(wanted - have.keys(), key=str):
+            w.conn.execute(insert(gt).values(person_id=pid, role=role, unit_id=unit_id,
+                                             jurisdiction_id=jur_id, department_id=dep_id))
+            w.report.count("role_grant", created=True)
+
+
+def _write_units(
+    w: _Writer, ut: Any, enterprise_id: int, nodes: list[UnitIn], parent_id: int | None,
+    parent_path: str, loc: list[Any], units: dict[str, int], seen: set[str],
+) -> None:
+    for k, node in enumerate(nodes):
+        here = [*loc, "units", k]
+        if node.id in seen:
+            raise w.fail([*here, "id"], f"单位编号「{node.id}」重复")
+        seen.add(node.id)
+        uid = w.upsert("unit", ut, node.id, {
+            "name": node.name, "tier": node.tier.value, "enterprise_id": enterprise_id,
+            "parent_id": parent_id})
+        units[node.id] = uid
+        path = f"{parent_path}{uid}/"
+        w.conn.execute(update(ut).where(ut.c.id == uid, ut.c.path != path).values(path=path))
+        _write_units(w, ut, enterprise_id, node.units, uid, path, here, units, seen)

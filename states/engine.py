@@ -1,0 +1,530 @@
+"""The one way to change a workflow's state.
+
+``fire`` / ``fire_many`` load the rows (locked on PostgreSQL), check event, role and guards, let the
+workflow's single ``transitions`` Machine pick the destination, write the row with a version check,
+append the chained audit rows and the outbox rows, and commit -- or raise a typed error from
+``states.errors`` with nothing changed. ``create`` does the same for an entity's first event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
+from sqlmodel import Session
+
+from models import Enterprise, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
+from models.db import as_utc, is_sqlite, utcnow
+from models.enums import Role
+from states import audit
+from states.errors import (
+    ConcurrentUpdate,
+    GuardFailed,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    SafeloopError,
+    TransitionNotAllowed,
+)
+from states.workflow import Context, EventRule, Subject, Workflow, validate_params
+
+SYSTEM_ACTOR = "system"
+_CHUNK = 500
+
+UNIT = Unit.__table__  # type: ignore[attr-defined]
+ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
+JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
+PERSON = Person.__table__  # type: ignore[attr-defined]
+GRANT = RoleGrant.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class FireRequest:
+    entity: int | str  # id, or the entity's code
+    event: str
+    actor: str
+    role: str | None = None
+    comment: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class FireResult:
+    entity_id: int
+    code: str
+    event: str
+    from_state: str | None
+    to_state: str
+    version: int
+    role: str
+    audit_seq: int
+
+
+@dataclass
+class BatchResult:
+    applied: list[FireResult] = field(default_factory=list)
+    refused: list[tuple[FireRequest, SafeloopError]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Actor:
+    key: str
+    id: int | None
+    grants: tuple[tuple[str, int | None, int | None], ...]  # (role, unit_id, jurisdiction_id)
+
+    def roles_at(self, unit_path: str, jurisdiction_path: str) -> set[str]:
+        """Roles held in a unit: granted in it or an ancestor unit, or in its jurisdiction tree."""
+        if self.key == SYSTEM_ACTOR:
+            return {Role.system.value}
+        held = set()
+        for role, unit_id, jurisdiction_id in self.grants:
+            if (unit_id is not None and f"/{unit_id}/" in unit_path) or (
+                jurisdiction_id is not None and f"/{jurisdiction_id}/" in jurisdiction_path
+            ):
+                held.add(role)
+        return held
+
+
+class _Lookups:
+    """Per-transaction caches of actors and people so a batch queries each once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.actors: dict[str, Actor] = {}
+        self.people: dict[str, int] = {}
+
+    def actor(self, key: str) -> Actor:
+        if key in self.actors:
+            return self.actors[key]
+        if key == SYSTEM_ACTOR:
+            found = Actor(key, None, ())
+        else:
+            rows = self.conn.execute(
+                select(PERSON.c.id, GRANT.c.role, GRANT.c.unit_id, GRANT.c.jurisdiction_id)
+                .select_from(PERSON.outerjoin(GRANT, GRANT.c.person_id == PERSON.c.id))
+                .where(PERSON.c.key == key)
+            ).all()
+            if not rows:
+                raise NotFound(f"人员「{key}」不存在", key=key)
+            grants = tuple((r[1], r[2], r[3]) for r in rows if r[1] is not None)
+            found = Actor(key, rows[0][0], grants)
+        self.actors[key] = found
+        return found
+
+    def person_id(self, key: str) -> int:
+        if key not in self.people:
+            pid = self.conn.execute(select(PERSON.c.id).where(PERSON.c.key == key)).scalar()
+            if pid is None:
+                raise NotFound(f"人员「{key}」不存在", key=key)
+            self.people[key] = pid
+        return self.people[key]
+
+
+def _loader(workflow: Workflow, conn: Connection) -> Any:
+    table = workflow.table
+    stmt = (
+        select(table, UNIT.c.path.label("_unit_path"), JURISDICTION.c.path.label("_jur_path"))
+        .join(UNIT, UNIT.c.id == table.c.unit_id)
+        .join(ENTERPRISE, ENTERPRISE.c.id == table.c.enterprise_id)
+        .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
+    )
+    if not is_sqlite(str(conn.engine.url)):
+        stmt = stmt.with_for_update(of=table)
+    return stmt
+
+
+def _load_rows(
+    workflow: Workflow, conn: Connection, refs: Sequence[int | str]
+) -> dict[int | str, dict[str, Any]]:
+    """Load (and lock) the rows a batch touches; keyed by both id and code."""
+    table = workflow.table
+    ids = sorted({r for r in refs if isinstance(r, int)})
+    codes = sorted({r for r in refs if isinstance(r, str)})
+    base = _loader(workflow, conn)
+    found: dict[int | str, dict[str, Any]] = {}
+    for column, keys in ((table.c.id, ids), (table.c.code, codes)):
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            for row in conn.execute(base.where(column.in_(chunk)).order_by(table.c.id)).mappings():
+                record = dict(row)
+                found[record["id"]] = record
+                found[record["code"]] = record
+    return found
+
+
+def _label(workflow: Workflow, row: Mapping[str, Any]) -> str:
+    return f"{workflow.label} {row['code']}"
+
+
+def _allowed_now(workflow: Workflow, state: str | None, roles: set[str]) -> list[EventRule]:
+    return [r for r in workflow.events_from(state) if roles.intersection(r.roles)]
+
+
+def _describe(rules: Sequence[EventRule]) -> str:
+    return "、".join(f"{r.label}({r.name})" for r in rules) or "无"
+
+
+def _decide(
+    workflow: Workflow,
+    rule: EventRule,
+    row: Mapping[str, Any],
+    state: str | None,
+    req_role: str | None,
+    actor: Actor,
+    comment: str | None,
+    data: Mapping[str, Any],
+    lookups: _Lookups,
+    as_of: datetime,
+    what: str,
+) -> tuple[Subject, Context, str, dict[str, Any]]:
+    """Check role, reason, input and guards; return the subject, context, role and audit data."""
+    held = actor.roles_at(row["_unit_path"], row["_jur_path"])
+    candidates = [r for r in rule.roles if r in held]
+    if req_role is not None:
+        candidates = [r for r in candidates if r == req_role]
+    if not candidates:
+        needed = "、".join(Role(r).label for r in rule.roles)
+        mine = "、".join(Role(r).label for r in sorted(held)) or "无"
+        raise PermissionDenied(
+            f"{actor.key} 无权对{what}执行「{rule.label}」：需要角色 {needed}，"
+            f"其在该单位的角色为 {mine}",
+            event=rule.name,
+            roles=sorted(held),
+        )
+    role = candidates[0]
+    if rule.requires_reason and not (comment or "").strip():
+        raise InvalidInput(f"执行「{rule.label}」必须填写原因（--reason）", event=rule.name)
+    params = validate_params(rule, data)
+    values = params.model_dump() if params is not None else {}
+    subject = Subject(state=state, row=row, data=values, comment=comment)
+    ctx = Context(actor.key, actor.id, role, as_of, lookups.person_id)
+    for guard in rule.guards:
+        refusal = guard(subject, ctx)
+        if refusal:
+            raise GuardFailed(f"{what}不能「{rule.label}」：{refusal}", event=rule.name)
+    audit_data = params.model_dump(mode="json", exclude_none=True) if params is not None else {}
+    return subject, ctx, role, audit_data
+
+
+def _refuse_state(
+    workflow: Workflow, rule: EventRule, row: Mapping[str, Any], actor: Actor
+) -> TransitionNotAllowed:
+    state = row["state"]
+    allowed = _allowed_now(workflow, state, actor.roles_at(row["_unit_path"], row["_jur_path"]))
+    return TransitionNotAllowed(
+        f"{_label(workflow, row)} 当前状态为「{workflow.state_label(state)}」({state})，"
+        f"不能执行「{rule.label}」({rule.name})。您现在可以执行：{_describe(allowed)}",
+        state=state,
+        allowed=[r.name for r in allowed],
+    )
+
+
+def _outbox_rows(
+    workflow: Workflow,
+    rule: EventRule,
+    subject: Subject,
+    ctx: Context,
+    row: Mapping[str, Any],
+    to_state: str,
+    audit_seq: int,
+) -> list[dict[str, Any]]:
+    if rule.notify is None:
+        return []
+    payload = json.dumps(
+        {
+            "code": row["code"],
+            "title": row.get("title"),
+            "event": rule.name,
+            "event_label": rule.label,
+            "state": to_state,
+            "state_label": workflow.state_label(to_state),
+            "actor": ctx.actor,
+            "deadline": _iso(row.get("deadline")),
+        },
+        ensure_ascii=False,
+    )
+    return [
+        {
+            "created_at": ctx.as_of,
+            "audit_seq": audit_seq,
+            "entity_type": workflow.name,
+            "entity_id": row["id"],
+            "event": rule.name,
+            "recipient": recipient,
+            "template": f"{workflow.name}.{rule.name}",
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+        }
+        for recipient in rule.notify(subject, ctx)
+    ]
+
+
+def _iso(value: Any) -> str | None:
+    return as_utc(value).isoformat() if isinstance(value, datetime) else None
+
+
+def fire(
+    session: Session,
+    workflow: Workflow,
+    entity: int | str,
+    event: str,
+    *,
+    actor: str,
+    role: str | None = None,
+    comment: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    as_of: datetime | None = None,
+    flow_run_id: str | None = None,
+    expected_version: int | None = None,
+) -> FireResult:
+    """Apply one event atomically with its audit and outbox rows; raise and change nothing."""
+    request = FireRequest(entity, event, actor, role, comment, data or {}, expected_version)
+    result = fire_many(session, workflow, [request], as_of=as_of, flow_run_id=flow_run_id)
+    return result.applied[0]
+
+
+def fire_many(
+    session: Session,
+    workflow: Workflow,
+    requests: Sequence[FireRequest],
+    *,
+    as_of: datetime | None = None,
+    flow_run_id: str | None = None,
+    skip_refused: bool = False,
+) -> BatchResult:
+    """Apply many events in one transaction (the sweeps' form).
+
+    Without ``skip_refused`` the first refusal rolls everything back and is raised; with it,
+    refused requests are reported in the result and the rest are committed.
+    """
+    moment = as_utc(as_of) or utcnow()
+    at_text = audit.format_at(moment)
+    result = BatchResult()
+    try:
+        conn = session.connection()
+        lookups = _Lookups(conn)
+        rows = _load_rows(workflow, conn, [r.entity for r in requests])
+        originals: dict[int, int] = {}  # id -> version when loaded
+        pending: list[audit.PendingEntry] = []
+        planned: list[tuple[EventRule, Subject, Context, dict[str, Any], str, str]] = []
+        for request in requests:
+            try:
+                planned.append(
+                    _plan_one(workflow, request, rows, lookups, moment, at_text, flow_run_id,
+                              originals, pending)
+                )
+            except SafeloopError as exc:
+                if not skip_refused:
+                    raise
+                result.refused.append((request, exc))
+        _write_rows(workflow, conn, rows, originals, moment)
+        seqs = audit.append(conn, pending)
+        outbox: list[dict[str, Any]] = []
+        for seq, (rule, subject, ctx, row, from_state, to_state) in zip(seqs, planned, strict=True):
+            outbox += _outbox_rows(workflow, rule, subject, ctx, row, to_state, seq)
+            result.applied.append(
+                FireResult(row["id"], row["code"], rule.name, from_state, to_state,
+                           row["version"], ctx.role, seq)
+            )
+        if outbox:
+            conn.execute(insert(OUTBOX), outbox)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result
+
+
+def _plan_one(
+    workflow: Workflow,
+    request: FireRequest,
+    rows: dict[int | str, dict[str, Any]],
+    lookups: _Lookups,
+    moment: datetime,
+    at_text: str,
+    flow_run_id: str | None,
+    originals: dict[int, int],
+    pending: list[audit.PendingEntry],
+) -> tuple[EventRule, Subject, Context, dict[str, Any], str, str]:
+    """Decide one request against the in-memory row (so a batch sees its own earlier events)."""
+    row = rows.get(request.entity)
+    if row is None:
+        raise NotFound(f"{workflow.label}「{request.entity}」不存在", entity=request.entity)
+    rule = workflow.events.get(request.event)
+    if rule is None:
+        known = "、".join(workflow.events)
+        raise InvalidInput(f"未知操作「{request.event}」，可用操作：{known}", event=request.event)
+    if request.expected_version is not None and request.expected_version != row["version"]:
+        raise ConcurrentUpdate(
+            f"{_label(workflow, row)} 已被他人修改（版本 {row['version']}，"
+            f"您看到的是 {request.expected_version}），请刷新后重试",
+            version=row["version"],
+        )
+    actor = lookups.actor(request.actor)
+    state = row["state"]
+    if state not in rule.sources:
+        raise _refuse_state(workflow, rule, row, actor)
+    subject, ctx, role, audit_data = _decide(
+        workflow, rule, row, state, request.role, actor, request.comment, request.data,
+        lookups, moment, _label(workflow, row),
+    )
+    to_state = workflow.destination(subject, rule.name)
+    if to_state is None:
+        raise _refuse_state(workflow, rule, row, actor)
+    changes = rule.effect(subject, ctx) if rule.effect else {}
+    originals.setdefault(row["id"], row["version"])
+    row.update(changes, state=to_state, version=row["version"] + 1, updated_at=moment)
+    row.setdefault("_dirty", set()).update(changes)
+    pending.append(
+        audit.PendingEntry(
+            workflow.name, row["id"], row["code"], rule.name, state, to_state, actor.key, role,
+            at_text, request.comment, audit.canonical_data(audit_data), flow_run_id,
+        )
+    )
+    return rule, subject, ctx, row, state, to_state
+
+
+def _write_rows(
+    workflow: Workflow,
+    conn: Connection,
+    rows: dict[int | str, dict[str, Any]],
+    originals: dict[int, int],
+    moment: datetime,
+) -> None:
+    """One UPDATE per touched row with a version check, grouped by column set for executemany."""
+    table = workflow.table
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for entity_id, old_version in originals.items():
+        row = rows[entity_id]
+        columns = tuple(sorted(row.pop("_dirty", set()) | {"state", "version", "updated_at"}))
+        params = {f"v_{c}": row[c] for c in columns}
+        params.update(b_id=entity_id, b_version=old_version)
+        groups.setdefault(columns, []).append(params)
+    for columns, params in groups.items():
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+            .values({c: bindparam(f"v_{c}") for c in columns})
+        )
+        done = conn.execute(stmt, params).rowcount
+        if done != len(params):
+            raise ConcurrentUpdate(
+                f"{workflow.label}已被他人同时修改（{len(params) - done} 条），本次操作未生效，请重试"
+            )
+
+
+def create(
+    session: Session,
+    workflow: Workflow,
+    *,
+    actor: str,
+    data: Mapping[str, Any],
+    role: str | None = None,
+    comment: str | None = None,
+    as_of: datetime | None = None,
+    flow_run_id: str | None = None,
+) -> FireResult:
+    """Create an entity through its workflow's create event, with its first audit row."""
+    moment = as_utc(as_of) or utcnow()
+    rule = workflow.create_event
+    try:
+        conn = session.connection()
+        lookups = _Lookups(conn)
+        unit_key = data.get("unit")
+        unit = conn.execute(
+            select(UNIT.c.id, UNIT.c.path, UNIT.c.enterprise_id, JURISDICTION.c.path)
+            .join(ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id)
+            .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
+            .where(UNIT.c.key == str(unit_key))
+        ).first()
+        if unit is None:
+            raise NotFound(f"单位「{unit_key}」不存在", unit=unit_key)
+        who = lookups.actor(actor)
+        row: dict[str, Any] = {
+            "unit_id": unit[0], "enterprise_id": unit[2], "_unit_path": unit[1],
+            "_jur_path": unit[3], "state": None, "code": "", "plan": None,
+        }
+        what = f"单位「{unit_key}」的{workflow.label}"
+        subject, ctx, used_role, audit_data = _decide(
+            workflow, rule, row, None, role, who, comment, data, lookups, moment, what
+        )
+        to_state = rule.branches[0].dest
+        values = {
+            **(rule.effect(subject, ctx) if rule.effect else {}),
+            "unit_id": unit[0], "enterprise_id": unit[2], "state": to_state, "version": 1,
+            "code": f"tmp-{id(subject)}-{moment.timestamp()}", "created_at": moment,
+            "updated_at": moment,
+        }
+        table = workflow.table
+        new_id = conn.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
+        code = f"{workflow.code_prefix}-{new_id:06d}"
+        conn.execute(update(table).where(table.c.id == new_id).values(code=code))
+        row.update(values, id=new_id, code=code)
+        entry = audit.PendingEntry(
+            workflow.name, new_id, code, rule.name, None, to_state, who.key, used_role,
+            audit.format_at(moment), comment, audit.canonical_data(audit_data), flow_run_id,
+        )
+        [seq] = audit.append(conn, [entry])
+        outbox = _outbox_rows(workflow, rule, subject, ctx, row, to_state, seq)
+        if outbox:
+            conn.execute(insert(OUTBOX), outbox)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return FireResult(new_id, code, rule.name, None, to_state, 1, used_role, seq)
+
+
+def allowed_events(
+    session: Session, workflow: Workflow, entity: int | str, actor: str
+) -> list[EventRule]:
+    """The events this person may fire on the entity now (state and role; guards not run)."""
+    conn = session.connection()
+    row = _load_rows(workflow, conn, [entity]).get(entity)
+    session.rollback()
+    if row is None:
+        raise NotFound(f"{workflow.label}「{entity}」不存在", entity=entity)
+    who = _Lookups(conn).actor(actor)
+    return _allowed_now(workflow, row["state"], who.roles_at(row["_unit_path"], row["_jur_path"]))
+
+
+def record(
+    session: Session,
+    *,
+    entity_type: str,
+    entity_code: str,
+    event: str,
+    actor: str,
+    role: str,
+    data: Mapping[str, Any],
+    comment: str | None = None,
+    as_of: datetime | None = None,
+) -> int:
+    """Audit an administrative act that changes no workflow state (e.g. loading the org file).
+
+    Runs inside the caller's transaction so the act and its trace commit together.
+    """
+    moment = as_utc(as_of) or utcnow()
+    entry = audit.PendingEntry(
+        entity_type, 0, entity_code, event, None, None, actor, role, audit.format_at(moment),
+        comment, audit.canonical_data(dict(data)), None,
+    )
+    [seq] = audit.append(session.connection(), [entry])
+    return seq
+
+
+def row_of(session: Session, workflow: Workflow, entity: int | str) -> RowMapping:
+    """Read one entity's row by id or code (no lock); NotFound if absent."""
+    table = workflow.table
+    column = table.c.id if isinstance(entity, int) else table.c.code
+    row = session.connection().execute(select(table).where(column == entity)).mappings().first()
+    if row is None:
+        raise NotFound(f"{workflow.label}「{entity}」不存在", entity=entity)
+    return row

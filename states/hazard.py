@@ -1,0 +1,359 @@
+"""The hazard closed loop (DOMAIN.md "Hazard lifecycle") as data.
+
+    reported ─assign─▶ rectifying ─submit─▶ pending_acceptance ─accept─▶ closed
+       │ (general)        ▲                        │
+       │                  └────────reject──────────┘
+       ├─assign (major)─▶ planning ─approve_plan (six parts)─▶ rectifying
+       ├─fix_on_spot (general, with evidence)─▶ pending_acceptance
+       └─cancel (reason)─▶ cancelled
+    regrade, extend_deadline, escalate, draft_plan: logged events on open hazards
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models import Hazard
+from models.db import as_utc
+from models.enums import HazardCategory, HazardGrade, HazardSource
+from states.workflow import ANY_OTHER, Branch, Context, EventRule, Subject, Workflow
+
+# The six parts of a major hazard's rectification plan (治理方案), 原安监总局令第16号 第十五条.
+PLAN_PARTS: dict[str, str] = {
+    "objectives": "治理的目标和任务",
+    "methods": "采取的方法和措施",
+    "funds_and_materials": "经费和物资的落实",
+    "organisation": "负责治理的机构和人员",
+    "time_limit": "治理的时限和要求",
+    "safety_and_contingency": "安全措施和应急预案",
+}
+
+STATES: dict[str, str] = {
+    "reported": "已上报",
+    "planning": "制定治理方案",
+    "rectifying": "整改中",
+    "pending_acceptance": "待验收",
+    "closed": "已销号",
+    "cancelled": "已撤销",
+}
+OPEN_STATES = ("reported", "planning", "rectifying", "pending_acceptance")
+ESCALATION_LEVELS = {1: "单位负责人", 2: "主要负责人", 3: "监管部门"}
+
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EvidenceRef(BaseModel):
+    model_config = _STRICT
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    name: str
+    size: int = Field(ge=0)
+
+
+class ReportParams(BaseModel):
+    model_config = _STRICT
+    unit: str = Field(min_length=1)
+    title: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    category: HazardCategory
+    grade: HazardGrade
+    location: str = ""
+    source: HazardSource = HazardSource.ad_hoc
+    found_at: datetime | None = None
+    evidence: list[EvidenceRef] = []
+    inspection_task_id: int | None = None
+    checklist_item: str | None = None
+
+
+class AssignParams(BaseModel):
+    model_config = _STRICT
+    owner: str = Field(min_length=1)
+    deadline: datetime
+    acceptor: str | None = None
+    measures: str = ""
+    funds: Decimal | None = Field(default=None, ge=0)
+
+
+class PlanParams(BaseModel):
+    model_config = _STRICT
+    objectives: str | None = None
+    methods: str | None = None
+    funds_and_materials: str | None = None
+    organisation: str | None = None
+    time_limit: str | None = None
+    safety_and_contingency: str | None = None
+
+
+class SubmitParams(BaseModel):
+    model_config = _STRICT
+    measures: str = ""
+    evidence: list[EvidenceRef] = []
+
+
+class FixOnSpotParams(BaseModel):
+    model_config = _STRICT
+    measures: str = ""
+    evidence: list[EvidenceRef] = Field(min_length=1)
+
+
+class RegradeParams(BaseModel):
+    model_config = _STRICT
+    grade: HazardGrade
+
+
+class ExtendParams(BaseModel):
+    model_config = _STRICT
+    deadline: datetime
+
+
+class EscalateParams(BaseModel):
+    model_config = _STRICT
+    level: int = Field(ge=1, le=3)
+
+
+class EmptyParams(BaseModel):
+    model_config = _STRICT
+
+
+# ---- guards: each returns a zh-CN refusal or None ------------------------------------------
+
+
+def deadline_in_future(subject: Subject, ctx: Context) -> str | None:
+    deadline = as_utc(subject.data["deadline"])
+    if deadline is not None and deadline <= ctx.as_of:
+        return f"整改期限 {deadline:%Y-%m-%d %H:%M} 不在未来（当前 {ctx.as_of:%Y-%m-%d %H:%M} UTC）"
+    return None
+
+
+def deadline_later_than_current(subject: Subject, ctx: Context) -> str | None:
+    current = as_utc(subject.row["deadline"])
+    new = as_utc(subject.data["deadline"])
+    if current is not None and new is not None and new <= current:
+        return f"新期限 {new:%Y-%m-%d} 必须晚于原期限 {current:%Y-%m-%d}"
+    return None
+
+
+def plan_complete(subject: Subject, _ctx: Context) -> str | None:
+    plan = merged_plan(subject)
+    missing = [label for key, label in PLAN_PARTS.items() if not (plan.get(key) or "").strip()]
+    if missing:
+        return "重大隐患治理方案不完整，缺少：" + "、".join(missing)
+    return None
+
+
+def only_general(subject: Subject, _ctx: Context) -> str | None:
+    if subject.row["grade"] != HazardGrade.general:
+        return "重大隐患不能现场整改，须制定治理方案"
+    return None
+
+
+def not_self_acceptance(subject: Subject, ctx: Context) -> str | None:
+    if ctx.actor_id is not None and ctx.actor_id == subject.row["rectifier_id"]:
+        return "验收人不能是整改人本人（职责分离）"
+    return None
+
+
+def designated_acceptor(subject: Subject, ctx: Context) -> str | None:
+    acceptor = subject.row["acceptor_id"]
+    if acceptor is not None and acceptor != ctx.actor_id and ctx.role not in ("principal",):
+        return "该隐患已指定验收人，只有指定验收人或主要负责人可以验收"
+    return None
+
+
+def major_needs_principal(subject: Subject, ctx: Context) -> str | None:
+    if subject.row["grade"] == HazardGrade.major and ctx.role not in ("principal", "regulator"):
+        return "重大隐患须由主要负责人或监管人员验收"
+    return None
+
+
+def owner_or_manager(subject: Subject, ctx: Context) -> str | None:
+    if ctx.role == "rectifier" and subject.row["owner_id"] != ctx.actor_id:
+        return "只有整改责任人本人可以提交整改结果"
+    return None
+
+
+def grade_changes(subject: Subject, _ctx: Context) -> str | None:
+    if subject.data["grade"] == subject.row["grade"]:
+        return f"隐患已是「{HazardGrade(subject.row['grade']).label}」，无需变更等级"
+    return None
+
+
+def level_rises(subject: Subject, _ctx: Context) -> str | None:
+    if subject.data["level"] <= (subject.row["escalation_level"] or 0):
+        return f"隐患已升级到第 {subject.row['escalation_level']} 级，不能重复升级到第 {subject.data['level']} 级"
+    return None
+
+
+# ---- effects: the column changes an event makes ---------------------------------------------
+
+
+def merged_plan(subject: Subject) -> dict[str, Any]:
+    plan = dict(subject.row.get("plan") or {})
+    plan.update({k: v for k, v in subject.data.items() if k in PLAN_PARTS and v})
+    return plan
+
+
+def on_report(subject: Subject, ctx: Context) -> dict[str, Any]:
+    d = subject.data
+    return {
+        "title": d["title"],
+        "description": d.get("description", ""),
+        "category": d["category"],
+        "grade": d["grade"],
+        "location": d.get("location", ""),
+        "source": d.get("source", HazardSource.ad_hoc),
+        "found_at": as_utc(d["found_at"]) if d.get("found_at") else ctx.as_of,
+        "finder_id": ctx.actor_id,
+        "inspection_task_id": d.get("inspection_task_id"),
+        "checklist_item": d.get("checklist_item"),
+    }
+
+
+def on_assign(subject: Subject, ctx: Context) -> dict[str, Any]:
+    d = subject.data
+    return {
+        "owner_id": ctx.resolve_person(d["owner"]),
+        "acceptor_id": ctx.resolve_person(d["acceptor"]) if d.get("acceptor") else None,
+        "deadline": as_utc(d["deadline"]),
+        "measures": d.get("measures", ""),
+        "funds": d.get("funds"),
+    }
+
+
+def on_plan(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"plan": merged_plan(subject)}
+
+
+def on_submit(subject: Subject, ctx: Context) -> dict[str, Any]:
+    changes: dict[str, Any] = {"rectifier_id": ctx.actor_id}
+    if subject.data.get("measures"):
+        changes["measures"] = subject.data["measures"]
+    return changes
+
+
+def on_fix_on_spot(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {**on_submit(subject, ctx), "owner_id": ctx.actor_id}
+
+
+def on_accept(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"accepted_by_id": ctx.actor_id, "accepted_at": ctx.as_of, "closed_at": ctx.as_of}
+
+
+def on_cancel(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"cancel_reason": subject.comment, "closed_at": ctx.as_of}
+
+
+def on_regrade(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"grade": subject.data["grade"]}
+
+
+def on_extend(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"deadline": as_utc(subject.data["deadline"])}
+
+
+def on_escalate(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"escalation_level": subject.data["level"]}
+
+
+# ---- notifications: recipient specs resolved by notifications/ at dispatch time -------------
+
+
+def _unit(subject: Subject) -> str:
+    return f"unit:{subject.row['unit_id']}"
+
+
+def notify_owner(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"person:{subject.row['owner_id']}"] if subject.row.get("owner_id") else []
+
+
+def notify_acceptor(subject: Subject, _ctx: Context) -> list[str]:
+    if subject.row.get("acceptor_id"):
+        return [f"person:{subject.row['acceptor_id']}"]
+    return [f"role:safety_officer@{_unit(subject)}"]
+
+
+def notify_escalation(subject: Subject, _ctx: Context) -> list[str]:
+    role = {1: "unit_head", 2: "principal", 3: "regulator"}[subject.data["level"]]
+    return [f"role:{role}@{_unit(subject)}", *notify_owner(subject, _ctx)]
+
+
+def notify_managers(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:safety_officer@{_unit(subject)}"]
+
+
+# ---- branch predicates ----------------------------------------------------------------------
+
+
+def _is_major(subject: Subject) -> bool:
+    return subject.row["grade"] == HazardGrade.major
+
+
+def _regrade_to_planning(subject: Subject) -> bool:
+    return (
+        subject.state == "rectifying"
+        and subject.data["grade"] == HazardGrade.major
+        and plan_complete(subject, None) is not None  # type: ignore[arg-type]
+    )
+
+
+def _regrade_to_rectifying(subject: Subject) -> bool:
+    return subject.state == "planning" and subject.data["grade"] == HazardGrade.general
+
+
+MANAGERS = ("principal", "unit_head", "safety_officer")
+REPORTERS = ("inspector", "rectifier", "safety_officer", "unit_head", "principal", "regulator")
+STAY = (Branch(ANY_OTHER),)
+
+_events = [
+    EventRule("assign", "分派整改", ("reported",),
+              (Branch("planning", _is_major), Branch("rectifying")),
+              MANAGERS, AssignParams, (deadline_in_future,), on_assign, notify_owner),
+    EventRule("draft_plan", "编制治理方案", ("planning",), STAY,
+              ("rectifier", *MANAGERS), PlanParams, (), on_plan),
+    EventRule("approve_plan", "批准治理方案", ("planning",), (Branch("rectifying"),),
+              ("principal",), PlanParams, (plan_complete,), on_plan, notify_owner),
+    EventRule("submit", "提交验收", ("rectifying",), (Branch("pending_acceptance"),),
+              ("rectifier", "safety_officer", "unit_head"), SubmitParams,
+              (owner_or_manager,), on_submit, notify_acceptor),
+    EventRule("fix_on_spot", "现场整改", ("reported",), (Branch("pending_acceptance"),),
+              ("inspector", "rectifier", "safety_officer", "unit_head"), FixOnSpotParams,
+              (only_general,), on_fix_on_spot, notify_acceptor),
+    EventRule("accept", "验收销号", ("pending_acceptance",), (Branch("closed"),),
+              ("principal", "regulator", "unit_head", "safety_officer"), EmptyParams,
+              (not_self_acceptance, designated_acceptor, major_needs_principal), on_accept,
+              notify_owner),
+    EventRule("reject", "验收不通过", ("pending_acceptance",), (Branch("rectifying"),),
+              ("principal", "regulator", "unit_head", "safety_officer"), EmptyParams,
+              (not_self_acceptance,), None, notify_owner, requires_reason=True),
+    EventRule("cancel", "撤销（误报）", ("reported",), (Branch("cancelled"),),
+              MANAGERS, EmptyParams, (), on_cancel, None, requires_reason=True),
+    EventRule("regrade", "变更等级", ("reported", "planning", "rectifying"),
+              (Branch("planning", _regrade_to_planning),
+               Branch("rectifying", _regrade_to_rectifying), *STAY),
+              (*MANAGERS, "regulator"), RegradeParams, (grade_changes,), on_regrade,
+              notify_managers, requires_reason=True),
+    EventRule("extend_deadline", "延期", ("planning", "rectifying"), STAY,
+              ("principal", "unit_head", "regulator"), ExtendParams,
+              (deadline_in_future, deadline_later_than_current), on_extend, notify_owner,
+              requires_reason=True),
+    EventRule("escalate", "逾期升级", OPEN_STATES, STAY,
+              ("system", "regulator", "principal", "unit_head", "safety_officer"),
+              EscalateParams, (level_rises,), on_escalate, notify_escalation),
+]
+
+REPORT = EventRule("report", "上报隐患", (), (Branch("reported"),), REPORTERS, ReportParams,
+                   (), on_report, notify_managers)
+
+HAZARD = Workflow(
+    name="hazard",
+    label="隐患",
+    table=Hazard.__table__,  # type: ignore[attr-defined]
+    code_prefix="YH",
+    states=STATES,
+    terminal=frozenset({"closed", "cancelled"}),
+    create_event=REPORT,
+    events={rule.name: rule for rule in _events},
+)

@@ -1,0 +1,140 @@
+"""Workflows as data: states, events, who may fire them, guards, effects and notifications.
+
+A ``Workflow`` builds its ``transitions`` Machine once (``model=None``) and fires events on a
+lightweight ``Subject`` holding the loaded row, so no per-row machine is ever created. Guards and
+effects run outside the machine's callbacks: the machine only decides the destination state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Table
+from transitions import Machine, MachineError
+
+from states.errors import InvalidInput
+
+ANY_OTHER = "="  # reflexive transition: stay in the same state
+
+
+@dataclass
+class Subject:
+    """The entity as the machine sees it: current state, current row, and the event's input."""
+
+    state: str | None
+    row: Mapping[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who fires, in which role, when, plus a way to look people up, for guards and effects."""
+
+    actor: str
+    actor_id: int | None
+    role: str
+    as_of: datetime
+    resolve_person: Callable[[str], int]
+
+
+Guard = Callable[[Subject, Context], str | None]  # returns a zh-CN refusal, or None if it passes
+Effect = Callable[[Subject, Context], dict[str, Any]]  # returns column changes
+Notify = Callable[[Subject, Context], list[str]]  # returns recipient specs for the outbox
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One possible destination; the first branch whose ``when`` holds is taken."""
+
+    dest: str
+    when: Callable[[Subject], bool] | None = None
+
+
+@dataclass(frozen=True)
+class EventRule:
+    name: str
+    label: str
+    sources: tuple[str, ...]
+    branches: tuple[Branch, ...]
+    roles: tuple[str, ...]
+    params: type[BaseModel] | None = None
+    guards: tuple[Guard, ...] = ()
+    effect: Effect | None = None
+    notify: Notify | None = None
+    requires_reason: bool = False
+
+
+@dataclass
+class Workflow:
+    name: str
+    label: str
+    table: Table
+    code_prefix: str
+    states: dict[str, str]  # name -> zh-CN label
+    terminal: frozenset[str]
+    create_event: EventRule
+    events: dict[str, EventRule]
+
+    @cached_property
+    def machine(self) -> Machine:
+        machine = Machine(
+            model=None,
+            states=list(self.states),
+            initial=None,
+            send_event=True,
+            auto_transitions=False,
+        )
+        for rule in self.events.values():
+            for source in rule.sources:
+                for branch in rule.branches:
+                    dest = source if branch.dest == ANY_OTHER else branch.dest
+                    conditions = [_condition(branch.when)] if branch.when else []
+                    machine.add_transition(rule.name, source, dest, conditions=conditions)
+        return machine
+
+    def state_label(self, state: str | None) -> str:
+        return self.states.get(state or "", state or "（无）")
+
+    def event_label(self, event: str) -> str:
+        rule = self.events.get(event)
+        return rule.label if rule else event
+
+    def events_from(self, state: str | None) -> list[EventRule]:
+        return [rule for rule in self.events.values() if state in rule.sources]
+
+    def destination(self, subject: Subject, event: str) -> str | None:
+        """Run the machine for ``event`` on ``subject``; return the new state or None if refused."""
+        try:
+            moved = self.machine.events[event].trigger(subject)
+        except MachineError:
+            return None
+        return subject.state if moved else None
+
+
+def _condition(when: Callable[[Subject], bool]) -> Callable[[Any], bool]:
+    return lambda event_data: when(event_data.model)
+
+
+def validate_params(rule: EventRule, data: Mapping[str, Any]) -> BaseModel | None:
+    """Validate an event's input with its params model; errors name the field."""
+    if rule.params is None:
+        if data:
+            raise InvalidInput(
+                f"操作「{rule.label}」不接受参数：{', '.join(sorted(data))}", fields=sorted(data)
+            )
+        return None
+    try:
+        return rule.params.model_validate(dict(data))
+    except Exception as exc:  # pydantic.ValidationError
+        errors = getattr(exc, "errors", lambda: [])()
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors] or [str(exc)]
+        raise InvalidInput(
+            f"操作「{rule.label}」的参数有误：" + "；".join(parts),
+            fields=[".".join(str(p) for p in e["loc"]) for e in errors],
+        ) from exc
