@@ -183,7 +183,8 @@ def grade_changes(subject: Subject, _ctx: Context) -> str | None:
 
 def level_rises(subject: Subject, _ctx: Context) -> str | None:
     if subject.data["level"] <= (subject.row["escalation_level"] or 0):
-        return f"隐患已升级到第 {subject.row['escalation_level']} 级，不能重复升级到第 {subject.data['level']} 级"
+        current, wanted = subject.row["escalation_level"], subject.data["level"]
+        return f"隐患已升级到第 {current} 级，不能重复升级到第 {wanted} 级"
     return None
 
 
