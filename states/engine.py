@@ -486,13 +486,16 @@ def allowed_events(
     session: Session, workflow: Workflow, entity: int | str, actor: str
 ) -> list[EventRule]:
     """The events this person may fire on the entity now (state and role; guards not run)."""
-    conn = session.connection()
-    row = _load_rows(workflow, conn, [entity]).get(entity)
-    session.rollback()
-    if row is None:
-        raise NotFound(f"{workflow.label}「{entity}」不存在", entity=entity)
-    who = _Lookups(conn).actor(actor)
-    return _allowed_now(workflow, row["state"], who.roles_at(row["_unit_path"], row["_jur_path"]))
+    try:
+        conn = session.connection()
+        row = _load_rows(workflow, conn, [entity]).get(entity)
+        if row is None:
+            raise NotFound(f"{workflow.label}「{entity}」不存在", entity=entity)
+        who = _Lookups(conn).actor(actor)
+        held = who.roles_at(row["_unit_path"], row["_jur_path"])
+    finally:
+        session.rollback()  # read-only: release the (PostgreSQL) row lock at once
+    return _allowed_now(workflow, row["state"], held)
 
 
 def record(

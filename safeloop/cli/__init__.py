@@ -1,0 +1,1 @@
+"""The ``safeloop`` command line (typer + rich)."""

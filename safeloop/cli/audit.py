@@ -1,0 +1,157 @@
+"""``safeloop audit``: read, verify, replay and export the hash-chained audit trail."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+from sqlmodel import Session
+
+from models import AuditEntry
+from safeloop.cli.common import STATE, console, err_console, handle_errors, open_session, print_json
+from safeloop.timeparse import to_local
+from states import audit as chain
+from states.audit import HASHED_FIELDS
+from states.errors import InvalidInput, NotFound
+from states.registry import WORKFLOWS
+from states.replay import replay
+
+app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)
+AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
+JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
+EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
+
+
+def history(session: Session, entity_type: str, entity_id: int) -> list[dict[str, Any]]:
+    rows = session.connection().execute(
+        select(AUDIT).where(AUDIT.c.entity_type == entity_type, AUDIT.c.entity_id == entity_id)
+        .order_by(AUDIT.c.seq)
+    ).mappings()
+    return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+
+def print_history(rows: list[dict[str, Any]]) -> None:
+    zone = STATE.settings.timezone
+    table = Table(title="操作记录（审计日志）")
+    for header in ("序号", "时间", "操作", "状态变化", "操作人", "角色", "备注"):
+        table.add_column(header)
+    for r in rows:
+        workflow = WORKFLOWS.get(r["entity_type"])
+        event = workflow.event_label(r["event"]) if workflow else r["event"]
+        if workflow and r["event"] == workflow.create_event.name:
+            event = workflow.create_event.label
+        states = ""
+        if workflow:
+            states = f"{workflow.state_label(r['from_state'])} → {workflow.state_label(r['to_state'])}"
+        moment = r["at"].replace("Z", "+00:00")
+        from datetime import datetime
+
+        table.add_row(str(r["seq"]), to_local(datetime.fromisoformat(moment), zone), event,
+                      states, r["actor"], r["actor_role"], r["comment"] or "")
+    console.print(table)
+
+
+def _find_entity(session: Session, code: str) -> tuple[str, int]:
+    for name, workflow in WORKFLOWS.items():
+        entity_id = session.connection().execute(
+            select(workflow.table.c.id).where(workflow.table.c.code == code)
+        ).scalar()
+        if entity_id is not None:
+            return name, int(entity_id)
+    raise NotFound(f"编号「{code}」不存在")
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(entity: Annotated[str, typer.Argument(help="实体编号，如 YH-000001")],
+             as_json: JsonOpt = False) -> None:
+    """显示一个实体的全部审计记录。"""
+    with open_session() as session:
+        entity_type, entity_id = _find_entity(session, entity)
+        rows = history(session, entity_type, entity_id)
+    if as_json:
+        print_json(rows)
+    else:
+        print_history(rows)
+
+
+@app.command("verify")
+@handle_errors
+def verify_cmd(as_json: JsonOpt = False) -> None:
+    """校验整条哈希链；失败时指出第一条有问题的记录并以 1 退出。"""
+    with open_session() as session:
+        result = chain.verify(session.connection())
+    if as_json:
+        print_json(result.to_dict())
+    elif result.ok:
+        console.print(f"[green]审计链校验通过[/]：{result.count} 条记录，链头 {result.head_hash[:16]}…")
+    else:
+        err_console.print(f"[bold red]审计链校验失败[/]：第 {result.first_bad_seq} 条 — {result.reason}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("replay")
+@handle_errors
+def replay_cmd(as_json: JsonOpt = False) -> None:
+    """按审计日志重放每个实体的状态，并与数据表比较；有差异时以 1 退出。"""
+    with open_session() as session:
+        report = replay(session.connection())
+    if as_json:
+        print_json({"ok": report.ok, "entities": report.entities, "events": report.events,
+                    "differences": [d.__dict__ for d in report.differences]})
+    elif report.ok:
+        console.print(f"[green]回放一致[/]：{report.entities} 个实体、{report.events} 条事件与数据表相符")
+    else:
+        table = Table(title=f"回放发现 {len(report.differences)} 处差异")
+        for header in ("类型", "编号", "字段", "回放结果", "数据表"):
+            table.add_column(header)
+        for d in report.differences[:200]:
+            table.add_row(d.entity_type, d.code, d.field, str(d.replayed), str(d.table))
+        console.print(table)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl 或 csv")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="输出文件（默认标准输出）")] = None,
+) -> None:
+    """导出全部审计记录（含哈希，可离线复核）。"""
+    if fmt not in ("jsonl", "csv"):
+        raise InvalidInput(f"不支持的格式「{fmt}」，可用：jsonl、csv")
+    with open_session() as session:
+        rows = session.connection().execution_options(yield_per=10_000).execute(
+            select(*(AUDIT.c[f] for f in EXPORT_FIELDS)).order_by(AUDIT.c.seq))
+        handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            count = _write(handle, fmt, rows)
+        finally:
+            if output:
+                handle.close()
+    if output:
+        console.print(f"已导出 {count} 条审计记录到 {output}")
+
+
+def _write(handle: Any, fmt: str, rows: Any) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_FIELDS)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+        return count
+    for row in rows:
+        handle.write(json.dumps(dict(zip(EXPORT_FIELDS, row, strict=True)), ensure_ascii=False))
+        handle.write("\n")
+        count += 1
+    return count

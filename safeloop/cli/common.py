@@ -1,0 +1,87 @@
+"""What every command shares: the database from ``--db``/settings, output, and error mapping.
+
+Exit codes: 0 done; 1 refused by the domain (not allowed, guard, permission, conflict);
+2 bad usage or input (including unknown ids).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from models.db import make_engine
+from safeloop.settings import Settings, get_settings
+from safeloop.timeparse import parse_local
+from states.errors import SafeloopError
+
+console = Console()
+err_console = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class AppState:
+    db_url: str | None = None
+
+    @property
+    def settings(self) -> Settings:
+        settings = get_settings()
+        if self.db_url:
+            settings = settings.model_copy(update={"database_url": self.db_url})
+        return settings
+
+
+STATE = AppState()
+
+
+@contextmanager
+def open_session() -> Iterator[Session]:
+    settings = STATE.settings
+    engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn domain errors into a red zh-CN message and the documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except SafeloopError as exc:
+            err_console.print(f"[bold red]错误：[/]{exc.message}")
+            raise typer.Exit(exc.exit_code) from exc
+        except OperationalError as exc:
+            err_console.print(f"[bold red]数据库错误：[/]{exc.orig}（是否已运行 safeloop init？）")
+            raise typer.Exit(2) from exc
+
+    return wrapper
+
+
+def print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def as_of_option(value: str | None) -> datetime | None:
+    return parse_local(value, STATE.settings.timezone, what="--as-of") if value else None

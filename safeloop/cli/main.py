@@ -1,0 +1,89 @@
+"""The ``safeloop`` entry point: global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from safeloop import orgfile
+from safeloop.cli import audit, hazard
+from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json
+from safeloop.diagram import mermaid
+from safeloop.schema import upgrade
+from states.registry import get_workflow
+
+app = typer.Typer(
+    help="safeloop — 安全生产双重预防机制工作流（隐患闭环、分级排查、挂牌督办、审计留痕）",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(hazard.app, name="hazard")
+app.add_typer(audit.app, name="audit")
+org_app = typer.Typer(help="组织机构：辖区、企业、单位、人员与角色", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+diagram_app = typer.Typer(help="由状态机生成 Mermaid 状态图", no_args_is_help=True)
+app.add_typer(diagram_app, name="diagram")
+
+
+@app.callback()
+def main(
+    db: Annotated[str | None, typer.Option("--db", help="数据库 URL（默认取 SAFELOOP_DATABASE_URL）")] = None,
+) -> None:
+    STATE.db_url = db
+
+
+@app.command("init")
+@handle_errors
+def init_cmd() -> None:
+    """创建或升级数据库结构（Alembic 迁移）。"""
+    from models.db import make_engine
+
+    settings = STATE.settings
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    console.print(f"数据库已就绪：{engine.url.render_as_string(hide_password=True)}")
+
+
+@org_app.command("load")
+@handle_errors
+def org_load_cmd(
+    file: Annotated[Path, typer.Argument(help="组织 YAML 文件")],
+    actor: Annotated[str, typer.Option("--as", help="记入审计日志的操作人")] = "admin",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """加载（或幂等更新）组织结构。"""
+    with open_session() as session:
+        report = orgfile.load(session, file, actor=actor)
+    if as_json:
+        print_json(report.__dict__)
+        return
+    created = "，".join(f"{k} {v}" for k, v in report.created.items()) or "无"
+    updated = "，".join(f"{k} {v}" for k, v in report.updated.items()) or "无"
+    console.print(f"组织文件已加载：新增 {created}；更新 {updated}（审计序号 {report.audit_seq}）")
+
+
+@diagram_app.command("hazard")
+def diagram_hazard() -> None:
+    """隐患闭环状态图（Mermaid）。"""
+    typer.echo(mermaid(get_workflow("hazard")), nl=False)
+
+
+@app.command("demo")
+@handle_errors
+def demo_cmd(
+    path: Annotated[Path, typer.Option(help="演示数据库文件（会被重建）")] = Path("safeloop-demo.db"),
+) -> None:
+    """在一个全新的 SQLite 文件中演示开发区的隐患闭环，并以审计校验收尾。"""
+    from safeloop.demo import run_demo
+
+    code = run_demo(path, console)
+    raise typer.Exit(code)
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,67 @@
+"""Evidence files stored by content hash under the storage folder; nothing outside it is read back.
+
+The stored path comes from the hash, never from the user's file name, so a name like
+``../../etc/passwd`` cannot place or read a file outside ``storage_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from models import Evidence
+from models.db import is_sqlite, utcnow
+from states.errors import InvalidInput, NotFound
+
+EVIDENCE = Evidence.__table__  # type: ignore[attr-defined]
+MAX_BYTES = 50 * 1024 * 1024
+
+
+def store(session: Session, storage_dir: Path, source: Path) -> dict[str, object]:
+    """Copy ``source`` into the store (once per content) and return its reference for audit data.
+
+    The row is added to the caller's transaction; the file copy is idempotent by hash.
+    """
+    if not source.is_file():
+        raise InvalidInput(f"证据文件「{source}」不存在或不是文件")
+    size = source.stat().st_size
+    if size > MAX_BYTES:
+        raise InvalidInput(f"证据文件「{source.name}」超过 {MAX_BYTES // 1024 // 1024} MB")
+    digest = hashlib.sha256()
+    with source.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    sha = digest.hexdigest()
+    relative = Path("evidence") / sha[:2] / sha
+    target = storage_dir / relative
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    values = {"sha256": sha, "size": size, "name": source.name[:255],
+              "stored_path": relative.as_posix(), "created_at": utcnow()}
+    dialect = sqlite if is_sqlite(str(session.get_bind().url)) else postgresql
+    stmt = dialect.insert(EVIDENCE).values(values).on_conflict_do_nothing(
+        index_elements=["sha256"])
+    session.connection().execute(stmt)
+    return {"sha256": sha, "name": values["name"], "size": size}
+
+
+def open_path(session: Session, storage_dir: Path, sha256: str) -> Path:
+    """The file for a stored hash, confined to the storage folder."""
+    stored = session.connection().execute(
+        select(EVIDENCE.c.stored_path).where(EVIDENCE.c.sha256 == sha256)
+    ).scalar()
+    if stored is None:
+        raise NotFound(f"证据「{sha256}」不存在")
+    root = storage_dir.resolve()
+    path = (root / stored).resolve()
+    if not path.is_relative_to(root):
+        raise InvalidInput("证据路径超出存储目录")
+    return path
