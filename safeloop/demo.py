@@ -1,0 +1,223 @@
+"""``safeloop demo``: a development zone's hazards run through their closed loop on a fresh SQLite file.
+
+The scenario is scripted on fixed dates (as_of) so every run tells the same story: general and
+major hazards, a rejection, a refused self-acceptance, a refused incomplete plan, a cancellation,
+a fix on the spot with evidence, an overdue hazard escalated twice and extended, a regulator's
+regrade. It ends with ``audit verify`` and ``audit replay``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from models import AuditEntry, Hazard, OutboxMessage
+from models.db import make_engine
+from models.enums import HazardGrade
+from safeloop import evidence, orgfile
+from safeloop.schema import upgrade
+from states import audit, engine
+from states.errors import SafeloopError
+from states.hazard import HAZARD, PLAN_PARTS
+from states.replay import replay
+
+ZONE = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)  # a Monday morning
+DEMO_ORG = Path(__file__).parent / "data" / "demo_org.yaml"
+FULL_PLAN = {
+    "objectives": "更换失效安全阀，恢复储罐超压保护，隐患彻底消除",
+    "methods": "倒罐降压后停用 2 号储罐，拆除旧阀，安装经校验的新安全阀并试验起跳压力",
+    "funds_and_materials": "专项资金 12 万元已落实，安全阀 2 台到货",
+    "organisation": "储运车间牵头，设备科、安全科配合；责任人吴储运",
+    "time_limit": "15 日内完成，完成后申请验收",
+    "safety_and_contingency": "作业期间设警戒区，执行动火与受限空间作业票；液氨泄漏应急预案已演练",
+}
+
+
+@dataclass
+class Demo:
+    session: Session
+    storage: Path
+    console: Console
+    codes: dict[str, str] = field(default_factory=dict)
+    refusals: int = 0
+
+    def at(self, day: int, hour: int = 10) -> datetime:
+        return (START + timedelta(days=day)).replace(hour=hour).astimezone(UTC)
+
+    def step(self, day: int, who: str, text: str, action: Callable[[datetime], Any],
+             expect_refusal: bool = False) -> Any:
+        moment = self.at(day)
+        when = moment.astimezone(ZONE).strftime("%m-%d %H:%M")
+        try:
+            result = action(moment)
+        except SafeloopError as exc:
+            if not expect_refusal:
+                raise
+            self.refusals += 1
+            self.console.print(f"  {when} [yellow]✗ {who}：{text} — 被拒绝：{exc.message}[/]")
+            return None
+        extra = ""
+        if result is not None and hasattr(result, "to_state"):
+            extra = f" → {HAZARD.state_label(result.to_state)}"
+        self.console.print(f"  {when} [green]✓[/] {who}：{text}{extra}")
+        return result
+
+    def report(self, key: str, day: int, actor: str, **data: Any) -> None:
+        result = self.step(day, actor, f"上报「{data['title']}」", lambda m: engine.create(
+            self.session, HAZARD, actor=actor, data=data, as_of=m))
+        self.codes[key] = result.code
+
+    def fire(self, key: str, day: int, actor: str, event: str, text: str | None = None,
+             expect_refusal: bool = False, **kw: Any) -> None:
+        code = self.codes[key]
+        label = text or HAZARD.event_label(event)
+        self.step(day, actor, f"{code} {label}", lambda m: engine.fire(
+            self.session, HAZARD, code, event, actor=actor, as_of=m, **kw), expect_refusal)
+
+    def deadline(self, day: int) -> datetime:
+        return self.at(day, 18)
+
+
+def run_demo(path: Path, console: Console) -> int:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db = make_engine(f"sqlite:///{path}")
+    upgrade(db)
+    storage = path.parent / "safeloop-demo-data"
+    console.rule("[bold]safeloop 演示：忻州经济开发区 隐患排查治理闭环")
+    with Session(db, expire_on_commit=False) as session:
+        orgfile.load(session, DEMO_ORG)
+        console.print(f"数据库：{path}（SQLite，WAL）；组织：2 家企业、10 个单位、11 名人员")
+        demo = Demo(session, storage, console)
+        _scenario(demo)
+        ok = _summary(demo)
+    db.dispose()
+    return 0 if ok else 1
+
+
+def _scenario(d: Demo) -> None:
+    console = d.console
+    console.print("\n[bold]1. 一般隐患：分派 → 整改 → 验收销号")
+    d.report("gauge", 0, "sun.banzhang", unit="jinhua-team-a", title="合成塔压力表超期未检",
+             category="thing", grade="general", location="合成一班 3 号塔")
+    d.fire("gauge", 0, "li.anquan", "assign",
+           data={"owner": "sun.banzhang", "deadline": d.deadline(3), "measures": "更换并送检压力表"})
+    d.fire("gauge", 2, "sun.banzhang", "submit", data={"measures": "已更换经检定的压力表"})
+    d.fire("gauge", 2, "li.anquan", "accept")
+
+    console.print("\n[bold]2. 验收不通过，退回重新整改")
+    d.report("flange", 1, "sun.banzhang", unit="jinhua-team-a", title="循环水泵出口法兰渗漏",
+             category="thing", grade="general")
+    d.fire("flange", 1, "li.anquan", "assign",
+           data={"owner": "zhou.weixiu", "deadline": d.deadline(5)})
+    d.fire("flange", 3, "zhou.weixiu", "submit", data={"measures": "紧固螺栓"})
+    d.fire("flange", 3, "zhao.chejian", "reject", comment="仍有渗漏，密封垫未更换")
+    d.fire("flange", 4, "zhou.weixiu", "submit", data={"measures": "更换密封垫并紧固"})
+    d.fire("flange", 4, "zhao.chejian", "accept")
+
+    console.print("\n[bold]3. 整改人不能验收自己的整改（职责分离）")
+    d.report("exit", 2, "sun.banzhang", unit="jinhua-team-a", title="安全通道堆放物料",
+             category="management", grade="general")
+    d.fire("exit", 2, "li.anquan", "assign", data={"owner": "li.anquan", "deadline": d.deadline(4)})
+    d.fire("exit", 3, "li.anquan", "submit", data={"measures": "清理通道，划定物料区"})
+    d.fire("exit", 3, "li.anquan", "accept", text="尝试验收自己整改的隐患", expect_refusal=True)
+    d.fire("exit", 3, "zhao.chejian", "accept")
+
+    console.print("\n[bold]4. 误报撤销（须填写原因）")
+    d.report("extinguisher", 3, "wu.chuyun", unit="jinhua-team-tank", title="灭火器过期",
+             category="thing", grade="general")
+    d.fire("extinguisher", 3, "li.anquan", "cancel", text="撤销，未写原因", expect_refusal=True)
+    d.fire("extinguisher", 3, "li.anquan", "cancel", comment="核查标签，灭火器在有效期内，属误报")
+
+    console.print("\n[bold]5. 现场立即整改（附证据）")
+    photo = d.storage / "incoming" / "helmet.txt"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    photo.write_text("现场照片：作业人员已佩戴安全帽（演示证据）", encoding="utf-8")
+    d.report("helmet", 4, "feng.hanjie", unit="xinfeng-team-weld", title="焊工未戴安全帽",
+             category="behaviour", grade="general")
+    ref = evidence.store(d.session, d.storage, photo)
+    d.fire("helmet", 4, "feng.hanjie", "fix_on_spot", data={"evidence": [ref]},
+           comment="当场纠正并教育")
+    d.fire("helmet", 5, "chen.anyuan", "accept")
+
+    console.print("\n[bold]6. 重大隐患：治理方案六项齐全方可整改，主要负责人验收")
+    d.report("valve", 5, "wu.chuyun", unit="jinhua-team-tank", title="液氨储罐安全阀失效",
+             category="thing", grade="major", location="罐区 2 号液氨储罐")
+    d.fire("valve", 5, "li.anquan", "assign",
+           data={"owner": "wu.chuyun", "deadline": d.deadline(25), "funds": "120000"})
+    partial = {k: v for k, v in FULL_PLAN.items() if k not in ("safety_and_contingency",)}
+    d.fire("valve", 6, "wang.zhuren", "approve_plan", text="批准缺少应急预案的方案",
+           data=partial, expect_refusal=True)
+    d.fire("valve", 6, "wu.chuyun", "draft_plan", data=FULL_PLAN)
+    d.fire("valve", 7, "wang.zhuren", "approve_plan")
+    d.fire("valve", 20, "wu.chuyun", "submit", data={"measures": "新安全阀安装完毕，起跳试验合格"})
+    d.fire("valve", 21, "li.anquan", "accept", text="安全管理员验收重大隐患", expect_refusal=True)
+    d.fire("valve", 21, "wang.zhuren", "accept")
+
+    console.print("\n[bold]7. 逾期升级与延期")
+    d.report("vent", 6, "feng.hanjie", unit="xinfeng-team-weld", title="焊接车间通风除尘设施失效",
+             category="thing", grade="general")
+    d.fire("vent", 6, "chen.anyuan", "assign",
+           data={"owner": "feng.hanjie", "deadline": d.deadline(9)})
+    d.fire("vent", 10, "system", "escalate", text="逾期，升级至单位负责人", data={"level": 1})
+    d.fire("vent", 10, "system", "escalate", text="重复升级同一级", data={"level": 1},
+           expect_refusal=True)
+    d.fire("vent", 13, "system", "escalate", text="逾期 3 天，升级至主要负责人", data={"level": 2})
+    d.fire("vent", 14, "zheng.changzhang", "extend_deadline", comment="除尘风机到货延迟",
+           data={"deadline": d.deadline(30)})
+
+    console.print("\n[bold]8. 监管检查发现，监管人员改定为重大隐患")
+    d.report("level", 8, "qian.jianguan", unit="jinhua-ws-storage", title="液氨储罐液位计失灵",
+             category="thing", grade="general", source="regulator")
+    d.fire("level", 8, "li.anquan", "assign",
+           data={"owner": "wu.chuyun", "deadline": d.deadline(12)})
+    d.fire("level", 9, "sun.banzhang", "extend_deadline", text="无权人员尝试延期",
+           expect_refusal=True, comment="想多给几天", data={"deadline": d.deadline(20)})
+    d.fire("level", 9, "qian.jianguan", "regrade", data={"grade": "major"},
+           comment="液位计失灵且无备用检测手段，构成重大隐患（安监总管三〔2017〕121号）")
+
+
+def _summary(d: Demo) -> bool:
+    session, console = d.session, d.console
+    conn = session.connection()
+    console.rule("[bold]汇总")
+    table = Table(title="隐患台账")
+    for header in ("编号", "名称", "等级", "状态", "升级级别", "版本"):
+        table.add_column(header, no_wrap=header in ("编号", "状态"))
+    for hazard in session.exec(select(Hazard).order_by(Hazard.id)).scalars():  # type: ignore[call-overload]
+        table.add_row(hazard.code, hazard.title, HazardGrade(hazard.grade).label,
+                      HAZARD.state_label(hazard.state), str(hazard.escalation_level),
+                      str(hazard.version))
+    console.print(table)
+    states = Counter(s for (s,) in conn.execute(select(Hazard.state)))  # type: ignore[call-overload]
+    events = conn.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+    outbox = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+    console.print(
+        "状态分布：" + "，".join(f"{HAZARD.state_label(k)} {v}" for k, v in sorted(states.items()))
+        + f"；审计记录 {events} 条；待发送通知 {outbox} 条；被规则拒绝的操作 {d.refusals} 次"
+    )
+    console.print(f"六项治理方案：{'、'.join(PLAN_PARTS.values())}")
+    result = audit.verify(conn)
+    replayed = replay(conn)
+    session.rollback()
+    if result.ok:
+        console.print(f"[green]audit verify：审计链校验通过[/]，{result.count} 条，"
+                      f"链头 {result.head_hash[:16]}…")
+    else:
+        console.print(f"[red]audit verify 失败：第 {result.first_bad_seq} 条 {result.reason}[/]")
+    if replayed.ok:
+        console.print(f"[green]audit replay：回放一致[/]，{replayed.entities} 个实体")
+    else:
+        console.print(f"[red]audit replay：{len(replayed.differences)} 处差异[/]")
+    return result.ok and replayed.ok
