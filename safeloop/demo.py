@@ -95,6 +95,7 @@ def run_demo(path: Path, console: Console) -> int:
     db = make_engine(f"sqlite:///{path}")
     upgrade(db)
     storage = path.parent / "safeloop-demo-data"
+    console.soft_wrap = True
     console.rule("[bold]safeloop 演示：忻州经济开发区 隐患排查治理闭环")
     with Session(db, expire_on_commit=False) as session:
         orgfile.load(session, DEMO_ORG)

@@ -24,8 +24,8 @@ from safeloop.settings import Settings, get_settings
 from safeloop.timeparse import parse_local
 from states.errors import SafeloopError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
