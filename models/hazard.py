@@ -39,6 +39,8 @@ class Hazard(SQLModel, table=True):
     funds: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
     deadline: datetime | None = Field(default=None, sa_column=_ts(nullable=True, index=True))
     plan: dict | None = Field(default=None, sa_column=Column(JSON))  # type: ignore[type-arg]
+    reinspected_by_id: int | None = Field(default=None, foreign_key="person.id")
+    reinspected_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     accepted_by_id: int | None = Field(default=None, foreign_key="person.id")
     accepted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -125,6 +125,7 @@ def _scenario(d: Demo) -> None:
     d.fire("flange", 3, "zhou.weixiu", "submit", data={"measures": "紧固螺栓"})
     d.fire("flange", 3, "zhao.chejian", "reject", comment="仍有渗漏，密封垫未更换")
     d.fire("flange", 4, "zhou.weixiu", "submit", data={"measures": "更换密封垫并紧固"})
+    d.fire("flange", 4, "li.anquan", "reinspect", data={"findings": "复查无渗漏，密封垫已更换"})
     d.fire("flange", 4, "zhao.chejian", "accept")
 
     console.print("\n[bold]3. 整改人不能验收自己的整改（职责分离）")

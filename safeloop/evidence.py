@@ -50,7 +50,7 @@ def store(session: Session, storage_dir: Path, source: Path) -> dict[str, object
     stmt = dialect.insert(EVIDENCE).values(values).on_conflict_do_nothing(
         index_elements=["sha256"])
     session.connection().execute(stmt)
-    return {"sha256": sha, "name": values["name"], "size": size}
+    return {"sha256": sha, "name": values["name"], "size": size, "path": values["stored_path"]}
 
 
 def open_path(session: Session, storage_dir: Path, sha256: str) -> Path:

@@ -51,6 +51,7 @@ class EvidenceRef(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     name: str
     size: int = Field(ge=0)
+    path: str | None = None  # relative to the storage folder
 
 
 class ReportParams(BaseModel):
@@ -109,6 +110,11 @@ class ExtendParams(BaseModel):
     deadline: datetime
 
 
+class ReinspectParams(BaseModel):
+    model_config = _STRICT
+    findings: str = Field(min_length=1)
+
+
 class EscalateParams(BaseModel):
     model_config = _STRICT
     level: int = Field(ge=1, le=3)
@@ -152,7 +158,7 @@ def only_general(subject: Subject, _ctx: Context) -> str | None:
 
 def not_self_acceptance(subject: Subject, ctx: Context) -> str | None:
     if ctx.actor_id is not None and ctx.actor_id == subject.row["rectifier_id"]:
-        return "验收人不能是整改人本人（职责分离）"
+        return "复查、验收人不能是整改人本人（职责分离）"
     return None
 
 
@@ -243,6 +249,10 @@ def on_accept(_subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"accepted_by_id": ctx.actor_id, "accepted_at": ctx.as_of, "closed_at": ctx.as_of}
 
 
+def on_reinspect(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"reinspected_by_id": ctx.actor_id, "reinspected_at": ctx.as_of}
+
+
 def on_cancel(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"cancel_reason": subject.comment, "closed_at": ctx.as_of}
 
@@ -322,6 +332,9 @@ _events = [
     EventRule("fix_on_spot", "现场整改", ("reported",), (Branch("pending_acceptance"),),
               ("inspector", "rectifier", "safety_officer", "unit_head"), FixOnSpotParams,
               (only_general,), on_fix_on_spot, notify_acceptor),
+    EventRule("reinspect", "复查", ("pending_acceptance",), STAY,
+              ("inspector", "safety_officer", "unit_head", "principal", "regulator"),
+              ReinspectParams, (not_self_acceptance,), on_reinspect),
     EventRule("accept", "验收销号", ("pending_acceptance",), (Branch("closed"),),
               ("principal", "regulator", "unit_head", "safety_officer"), EmptyParams,
               (not_self_acceptance, designated_acceptor, major_needs_principal), on_accept,

@@ -107,6 +107,7 @@ def fire_cmd(
     funds: Annotated[str | None, typer.Option(help="整改资金（元）")] = None,
     grade: Annotated[HazardGrade | None, typer.Option(help="新等级（regrade）")] = None,
     level: Annotated[int | None, typer.Option(help="升级级别 1-3（escalate）")] = None,
+    findings: Annotated[str | None, typer.Option(help="复查结论（reinspect）")] = None,
     plan_file: Annotated[Path | None, typer.Option("--plan", help="治理方案 YAML（六项）")] = None,
     plan_part: Annotated[list[str] | None, typer.Option(help="方案某项：键=内容，可重复")] = None,
     evidence_files: EvidenceOpt = None,
@@ -118,7 +119,7 @@ def fire_cmd(
     zone = STATE.settings.timezone
     data: dict[str, Any] = {
         "owner": owner, "acceptor": acceptor, "measures": measures, "funds": funds,
-        "grade": grade.value if grade else None, "level": level,
+        "grade": grade.value if grade else None, "level": level, "findings": findings,
         "deadline": parse_local(deadline, zone, end_of_day=True, what="--deadline")
         if deadline else None,
         **_parse_plan(plan_file, plan_part),
@@ -179,6 +180,7 @@ def _record(row: Any) -> dict[str, Any]:
         "deadline": to_local(h.deadline, zone), "measures": h.measures,
         "funds": str(h.funds) if h.funds is not None else None, "plan": h.plan,
         "escalation_level": h.escalation_level, "version": h.version,
+        "reinspected_at": to_local(h.reinspected_at, zone),
         "accepted_at": to_local(h.accepted_at, zone), "closed_at": to_local(h.closed_at, zone),
         "cancel_reason": h.cancel_reason,
     }
@@ -248,7 +250,8 @@ def show_cmd(code: str, as_json: JsonOpt = False) -> None:
     labels = {"title": "名称", "state_label": "状态", "grade_label": "等级", "category_label": "类别",
               "unit_name": "单位", "location": "地点", "found_at": "发现时间", "finder": "发现人",
               "owner_name": "整改责任人", "deadline": "整改期限", "measures": "整改措施",
-              "funds": "资金", "escalation_level": "升级级别", "accepted_at": "验收时间",
+              "funds": "资金", "escalation_level": "升级级别", "reinspected_at": "复查时间",
+              "accepted_at": "验收时间",
               "cancel_reason": "撤销原因", "version": "版本"}
     for key, label in labels.items():
         if record.get(key) not in (None, ""):
