@@ -27,11 +27,22 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, V
 from states.errors import InvalidInput
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as text: PyYAML would crash on 2020-02-30 before we can say where."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 MAX_RANGE_DAYS = 366
 
 
 def _as_date(value: Any) -> date:
-    """Accept a YAML date or a ``YYYY-MM-DD`` string only: no timestamps, no epoch integers."""
+    """Accept ``YYYY-MM-DD`` only (or a date object): no timestamps, no epoch integers."""
     if isinstance(value, datetime):
         raise ValueError("应为日期 YYYY-MM-DD，不能带时刻")
     if isinstance(value, date):
@@ -89,26 +100,26 @@ _MESSAGES = {
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
-    """Follow an error location through the YAML node tree to a 1-based line."""
+    """Follow an error location through the YAML node tree to a 1-based line (a key's own line)."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             pair = next(((k, v) for k, v in node.value if k.value == part), None)
             if pair is None:
                 return line
-            node = pair[1]
+            line, node = pair[0].start_mark.line + 1, pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
+            line = node.start_mark.line + 1
         else:
             break
-        line = node.start_mark.line + 1
     return line
 
 
 def _message(err: Any) -> str:
     if err["type"] == "value_error":
         return str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
-    return _MESSAGES.get(err["type"], err["msg"])
+    return str(_MESSAGES.get(err["type"], err["msg"]))
 
 
 def _where(source: str, line: int | None, loc: Sequence[Any]) -> str:
@@ -122,8 +133,8 @@ def _where(source: str, line: int | None, loc: Sequence[Any]) -> str:
 def parse_overrides(text: str, source: str = "日历覆盖文件") -> CalendarOverrides:
     """Validate the whole file before using any of it: a half-applied calendar is worse than none."""
     try:
-        root = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" 第 {mark.line + 1} 行" if mark else ""
@@ -135,8 +146,10 @@ def parse_overrides(text: str, source: str = "日历覆盖文件") -> CalendarOv
     try:
         parsed = OverrideFile.model_validate(raw)
     except ValidationError as exc:
-        problems = [f"{_where(source, _line_of(root, e['loc']), e['loc'])}：{_message(e)}" for e in exc.errors()]
-        raise InvalidInput("；".join(problems), errors=problems, source=source) from exc
+        errors = [
+            f"{_where(source, _line_of(root, e['loc']), e['loc'])}：{_message(e)}" for e in exc.errors()
+        ]
+        raise InvalidInput("；".join(errors), errors=errors, source=source) from exc
 
     problems: list[str] = []
     seen: dict[date, tuple[str, int]] = {}
@@ -150,7 +163,9 @@ def parse_overrides(text: str, source: str = "日历覆盖文件") -> CalendarOv
                                 f"结束日期 {last} 早于开始日期 {entry.date}")
                 continue
             if (last - entry.date).days >= MAX_RANGE_DAYS:
-                problems.append(f"{_where(source, _line_of(root, loc), loc)}：日期区间超过 {MAX_RANGE_DAYS} 天")
+                problems.append(
+                    f"{_where(source, _line_of(root, loc), loc)}：日期区间超过 {MAX_RANGE_DAYS} 天"
+                )
                 continue
             d = entry.date
             while d <= last:

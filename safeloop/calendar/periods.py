@@ -102,7 +102,9 @@ def _date_range(cadence: Cadence, key: str) -> tuple[date, date]:
     """Local dates ``[first, end)`` of a period key; rejects keys that name no real period."""
     pattern, example = _KEY_FORMS[cadence]
     match = pattern.match(key.strip()) if isinstance(key, str) else None
-    bad = InvalidInput(f"{cadence.label}周期键「{key}」不对，应形如 {example}", cadence=cadence.value, key=key)
+    bad = InvalidInput(
+        f"{cadence.label}周期键「{key}」不对，应形如 {example}", cadence=cadence.value, key=key
+    )
     if match is None:
         raise bad
     parts = [int(p) for p in match.groups()]
