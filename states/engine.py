@@ -9,6 +9,7 @@ append the chained audit rows and the outbox rows, and commit -- or raise a type
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,10 @@ JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
 PERSON = Person.__table__  # type: ignore[attr-defined]
 GRANT = RoleGrant.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+# (workflow, rule, subject, context, row, from_state, to_state) of one decided event
+Planned = tuple[Workflow, EventRule, Subject, Context, dict[str, Any], str | None, str]
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class _Lookups:
         self.conn = conn
         self.actors: dict[str, Actor] = {}
         self.people: dict[str, int] = {}
+        self.memo: dict[Any, Any] = {}
 
     def actor(self, key: str) -> Actor:
         if key in self.actors:
@@ -203,7 +209,7 @@ def _decide(
     params = validate_params(rule, data)
     values = params.model_dump() if params is not None else {}
     subject = Subject(state=state, row=row, data=values, comment=comment)
-    ctx = Context(actor.key, actor.id, role, as_of, lookups.person_id)
+    ctx = Context(actor.key, actor.id, role, as_of, lookups.person_id, lookups.conn, lookups.memo)
     for guard in rule.guards:
         refusal = guard(subject, ctx)
         if refusal:
@@ -313,22 +319,32 @@ def fire_many(
         rows = _load_rows(workflow, conn, [r.entity for r in requests])
         originals: dict[int, int] = {}  # id -> version when loaded
         pending: list[audit.PendingEntry] = []
-        planned: list[tuple[EventRule, Subject, Context, dict[str, Any], str, str]] = []
+        planned: list[Planned] = []
         for request in requests:
+            # Only spawning events write before they are fully decided: guard those with a
+            # savepoint so a refused one leaves no half-created entities in a skip_refused batch.
+            spawns = getattr(workflow.events.get(request.event), "spawn", None) is not None
+            savepoint = conn.begin_nested() if skip_refused and spawns else None
             try:
-                planned.append(
-                    _plan_one(workflow, request, rows, lookups, moment, at_text, flow_run_id,
-                              originals, pending)
-                )
+                planned += _plan_one(workflow, request, rows, lookups, moment, at_text,
+                                     flow_run_id, originals, pending)
             except SafeloopError as exc:
                 if not skip_refused:
                     raise
+                if savepoint is not None:
+                    savepoint.rollback()
                 result.refused.append((request, exc))
+            else:
+                if savepoint is not None:
+                    savepoint.commit()
         _write_rows(workflow, conn, rows, originals, moment)
         seqs = audit.append(conn, pending)
         outbox: list[dict[str, Any]] = []
-        for seq, (rule, subject, ctx, row, from_state, to_state) in zip(seqs, planned, strict=True):
-            outbox += _outbox_rows(workflow, rule, subject, ctx, row, to_state, seq)
+        for seq, (flow, rule, subject, ctx, row, from_state, to_state) in zip(
+                seqs, planned, strict=True):
+            outbox += _outbox_rows(flow, rule, subject, ctx, row, to_state, seq)
+            if flow is not workflow:
+                continue  # a spawned entity: its own audit and outbox rows, not in this result
             result.applied.append(
                 FireResult(row["id"], row["code"], rule.name, from_state, to_state,
                            row["version"], ctx.role, seq)
@@ -352,8 +368,11 @@ def _plan_one(
     flow_run_id: str | None,
     originals: dict[int, int],
     pending: list[audit.PendingEntry],
-) -> tuple[EventRule, Subject, Context, dict[str, Any], str, str]:
-    """Decide one request against the in-memory row (so a batch sees its own earlier events)."""
+) -> list[Planned]:
+    """Decide one request against the in-memory row (so a batch sees its own earlier events).
+
+    Entities the event spawns are inserted now and planned after it, so their audit rows follow.
+    """
     row = rows.get(request.entity)
     if row is None:
         raise NotFound(f"{workflow.label}「{request.entity}」不存在", entity=request.entity)
@@ -379,16 +398,22 @@ def _plan_one(
     if to_state is None:
         raise _refuse_state(workflow, rule, row, actor)
     changes = rule.effect(subject, ctx) if rule.effect else {}
+    entries = [audit.PendingEntry(
+        workflow.name, row["id"], row["code"], rule.name, state, to_state, actor.key, role,
+        at_text, request.comment, audit.canonical_data(audit_data), flow_run_id,
+    )]
+    plans: list[Planned] = [(workflow, rule, subject, ctx, row, state, to_state)]
+    for spawn in rule.spawn(subject, ctx) if rule.spawn else []:
+        spawned, entry = _plan_create(
+            lookups.conn, lookups, spawn.workflow, actor.key, spawn.data, None, None,
+            moment, flow_run_id)
+        plans.append(spawned)
+        entries.append(entry)
     originals.setdefault(row["id"], row["version"])
     row.update(changes, state=to_state, version=row["version"] + 1, updated_at=moment)
     row.setdefault("_dirty", set()).update(changes)
-    pending.append(
-        audit.PendingEntry(
-            workflow.name, row["id"], row["code"], rule.name, state, to_state, actor.key, role,
-            at_text, request.comment, audit.canonical_data(audit_data), flow_run_id,
-        )
-    )
-    return rule, subject, ctx, row, state, to_state
+    pending.extend(entries)
+    return plans
 
 
 def _write_rows(
@@ -420,6 +445,55 @@ def _write_rows(
             )
 
 
+def _plan_create(
+    conn: Connection,
+    lookups: _Lookups,
+    workflow: Workflow,
+    actor: str,
+    data: Mapping[str, Any],
+    role: str | None,
+    comment: str | None,
+    moment: datetime,
+    flow_run_id: str | None,
+) -> tuple[Planned, audit.PendingEntry]:
+    """Check and insert a new entity through its create event; return its plan and audit entry."""
+    rule = workflow.create_event
+    unit_key = data.get("unit")
+    unit = conn.execute(
+        select(UNIT.c.id, UNIT.c.path, UNIT.c.enterprise_id, JURISDICTION.c.path)
+        .join(ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id)
+        .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
+        .where(UNIT.c.key == str(unit_key))
+    ).first()
+    if unit is None:
+        raise NotFound(f"单位「{unit_key}」不存在", unit=unit_key)
+    who = lookups.actor(actor)
+    row: dict[str, Any] = {
+        "unit_id": unit[0], "enterprise_id": unit[2], "_unit_path": unit[1],
+        "_jur_path": unit[3], "state": None, "code": "", "plan": None,
+    }
+    what = f"单位「{unit_key}」的{workflow.label}"
+    subject, ctx, used_role, audit_data = _decide(
+        workflow, rule, row, None, role, who, comment, data, lookups, moment, what
+    )
+    to_state = rule.branches[0].dest
+    values = {
+        **(rule.effect(subject, ctx) if rule.effect else {}),
+        "unit_id": unit[0], "enterprise_id": unit[2], "state": to_state, "version": 1,
+        "code": f"tmp-{uuid.uuid4().hex}", "created_at": moment, "updated_at": moment,
+    }
+    table = workflow.table
+    new_id = conn.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
+    code = f"{workflow.code_prefix}-{new_id:06d}"
+    conn.execute(update(table).where(table.c.id == new_id).values(code=code))
+    row.update(values, id=new_id, code=code)
+    entry = audit.PendingEntry(
+        workflow.name, new_id, code, rule.name, None, to_state, who.key, used_role,
+        audit.format_at(moment), comment, audit.canonical_data(audit_data), flow_run_id,
+    )
+    return (workflow, rule, subject, ctx, row, None, to_state), entry
+
+
 def create(
     session: Session,
     workflow: Workflow,
@@ -433,44 +507,11 @@ def create(
 ) -> FireResult:
     """Create an entity through its workflow's create event, with its first audit row."""
     moment = as_utc(as_of) or utcnow()
-    rule = workflow.create_event
     try:
         conn = session.connection()
-        lookups = _Lookups(conn)
-        unit_key = data.get("unit")
-        unit = conn.execute(
-            select(UNIT.c.id, UNIT.c.path, UNIT.c.enterprise_id, JURISDICTION.c.path)
-            .join(ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id)
-            .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
-            .where(UNIT.c.key == str(unit_key))
-        ).first()
-        if unit is None:
-            raise NotFound(f"单位「{unit_key}」不存在", unit=unit_key)
-        who = lookups.actor(actor)
-        row: dict[str, Any] = {
-            "unit_id": unit[0], "enterprise_id": unit[2], "_unit_path": unit[1],
-            "_jur_path": unit[3], "state": None, "code": "", "plan": None,
-        }
-        what = f"单位「{unit_key}」的{workflow.label}"
-        subject, ctx, used_role, audit_data = _decide(
-            workflow, rule, row, None, role, who, comment, data, lookups, moment, what
-        )
-        to_state = rule.branches[0].dest
-        values = {
-            **(rule.effect(subject, ctx) if rule.effect else {}),
-            "unit_id": unit[0], "enterprise_id": unit[2], "state": to_state, "version": 1,
-            "code": f"tmp-{id(subject)}-{moment.timestamp()}", "created_at": moment,
-            "updated_at": moment,
-        }
-        table = workflow.table
-        new_id = conn.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
-        code = f"{workflow.code_prefix}-{new_id:06d}"
-        conn.execute(update(table).where(table.c.id == new_id).values(code=code))
-        row.update(values, id=new_id, code=code)
-        entry = audit.PendingEntry(
-            workflow.name, new_id, code, rule.name, None, to_state, who.key, used_role,
-            audit.format_at(moment), comment, audit.canonical_data(audit_data), flow_run_id,
-        )
+        planned, entry = _plan_create(conn, _Lookups(conn), workflow, actor, data, role,
+                                      comment, moment, flow_run_id)
+        _, rule, subject, ctx, row, _, to_state = planned
         [seq] = audit.append(conn, [entry])
         outbox = _outbox_rows(workflow, rule, subject, ctx, row, to_state, seq)
         if outbox:
@@ -479,7 +520,7 @@ def create(
     except BaseException:
         session.rollback()
         raise
-    return FireResult(new_id, code, rule.name, None, to_state, 1, used_role, seq)
+    return FireResult(row["id"], row["code"], rule.name, None, to_state, 1, ctx.role, seq)
 
 
 def allowed_events(

@@ -34,18 +34,33 @@ class Subject:
 
 @dataclass(frozen=True)
 class Context:
-    """Who fires, in which role, when, plus a way to look people up, for guards and effects."""
+    """Who fires, in which role, when, and read access for guards and effects.
+
+    ``conn`` is the transaction's connection (read-only use); ``memo`` is a per-batch cache for
+    immutable lookups such as a checklist template's items.
+    """
 
     actor: str
     actor_id: int | None
     role: str
     as_of: datetime
     resolve_person: Callable[[str], int]
+    conn: Any = None
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """An entity another workflow creates in the same transaction (e.g. a failed item's hazard)."""
+
+    workflow: Workflow
+    data: dict[str, Any]
 
 
 Guard = Callable[[Subject, Context], str | None]  # returns a zh-CN refusal, or None if it passes
 Effect = Callable[[Subject, Context], dict[str, Any]]  # returns column changes
 Notify = Callable[[Subject, Context], list[str]]  # returns recipient specs for the outbox
+Spawner = Callable[[Subject, Context], "list[Spawn]"]  # entities to create with the event
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class EventRule:
     effect: Effect | None = None
     notify: Notify | None = None
     requires_reason: bool = False
+    spawn: Spawner | None = None
 
 
 @dataclass
