@@ -38,3 +38,15 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = Field(default=0, sa_type=BigInteger)
     hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A published (seq, head hash): a later verify proves nothing up to it was rewritten."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(sa_type=BigInteger)
+    hash: str = Field(max_length=64)
+    taken_at: str = Field(max_length=32)
+    flow_run_id: str | None = Field(default=None, max_length=64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Column, DateTime, Numeric
+from sqlalchemy import JSON, Column, DateTime, Index, Numeric
 from sqlmodel import Field, SQLModel
 
 
@@ -18,6 +18,8 @@ def _ts(**kw: object) -> Column:  # type: ignore[type-arg]
 
 
 class Hazard(SQLModel, table=True):
+    __table_args__ = (Index("ix_hazard_state_deadline", "state", "deadline"),)
+
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, index=True, max_length=32)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
@@ -45,6 +47,8 @@ class Hazard(SQLModel, table=True):
     accepted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     escalation_level: int = Field(default=0)
+    due_reminded_for: datetime | None = Field(
+        default=None, sa_column=_ts(nullable=True), description="the deadline last reminded of")
     cancel_reason: str | None = Field(default=None)
     inspection_task_id: int | None = Field(default=None, index=True)
     checklist_item: str | None = Field(default=None, max_length=64)

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from models import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.enums import Role, Tier
+from safeloop.yamlfile import line_of, parse_yaml, validation_problems, where
 from states import engine
 from states.errors import InvalidInput
 
@@ -108,48 +109,15 @@ class LoadReport:
         target[kind] = target.get(kind, 0) + 1
 
 
-# ---- parsing with line numbers --------------------------------------------------------------
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
-    """Follow a pydantic error location through the YAML node tree to a 1-based line."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
-            if match is None:
-                key_node = next((k for k, _ in node.value if k.value == part), None)
-                return key_node.start_mark.line + 1 if key_node else line
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
+# ---- parsing -------------------------------------------------------------------------------
 
 
 def parse(text: str, source: str = "组织文件") -> tuple[OrgFile, yaml.Node | None]:
-    try:
-        root = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"第 {mark.line + 1} 行" if mark else ""
-        raise InvalidInput(f"{source} {where} 不是合法的 YAML：{exc}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"{source} 顶层必须是映射（jurisdictions/departments/enterprises/people）")
+    raw, root = parse_yaml(text, source)
     try:
         return OrgFile.model_validate(raw), root
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-            line = _line_of(root, loc)
-            key = ".".join(str(p) for p in loc)
-            problems.append(f"{source} 第 {line} 行 {key}：{err['msg']}")
+        problems = validation_problems(exc, root, source)
         raise InvalidInput("；".join(problems), errors=problems) from exc
 
 
@@ -164,9 +132,9 @@ class _Writer:
         self.report = LoadReport()
 
     def fail(self, loc: Sequence[Any], message: str) -> InvalidInput:
-        line = _line_of(self.root, loc)
         key = ".".join(str(p) for p in loc)
-        return InvalidInput(f"{self.source} 第 {line} 行 {key}：{message}", key=key, line=line)
+        return InvalidInput(f"{where(self.source, self.root, loc)}：{message}", key=key,
+                            line=line_of(self.root, loc))
 
     def ids(self, table: Any) -> dict[str, int]:
         return {k: i for i, k in self.conn.execute(select(table.c.id, table.c.key))}

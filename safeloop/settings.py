@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     storage_dir: Path = Path("safeloop-data")
     sqlite_busy_timeout_s: float = 30.0
+    calendar_overrides: Path | None = None
+    # Overdue ladder: days after the deadline at which levels 1 (unit head), 2 (principal) and
+    # 3 (regulator) are reached; a major hazard starts at level 3.
+    escalation_days: tuple[int, int, int] = (0, 3, 7)
+    due_soon_hours: int = 24
+    sweep_batch_size: int = 5_000
+    materialize_batch_size: int = 50_000
 
 
 @lru_cache(maxsize=1)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from states.errors import InvalidInput
 from states.hazard import HAZARD
+from states.inspection import INSPECTION
 from states.workflow import Workflow
 
-WORKFLOWS: dict[str, Workflow] = {HAZARD.name: HAZARD}
+WORKFLOWS: dict[str, Workflow] = {HAZARD.name: HAZARD, INSPECTION.name: INSPECTION}
 
 
 def get_workflow(name: str) -> Workflow:

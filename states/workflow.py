@@ -96,6 +96,9 @@ class Workflow:
     terminal: frozenset[str]
     create_event: EventRule
     events: dict[str, EventRule]
+    # True when rows are created set-wise (one audit row per batch, ``batch`` column) rather
+    # than one create event each: replay then starts them in the create event's state.
+    materialized: bool = False
 
     @cached_property
     def machine(self) -> Machine:

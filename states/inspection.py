@@ -1,0 +1,217 @@
+"""The inspection task (隐患排查任务) as data.
+
+    scheduled ─start─▶ in_progress ─submit─▶ submitted ─review─▶ reviewed
+        │                  │  ▲                 │
+        │                  │  └──return_task────┘ (reason)
+        ├──────────────────┴─miss (system, period over)─▶ missed
+        └──────────────────┴─cancel (reason)───────────▶ cancelled
+
+Tasks are created set-wise by the materialisation (one audit row per batch), not one by one.
+Submitting records every checklist item as pass / fail / na; each failed item opens a hazard
+linked to the task and item, in the same transaction (``EventRule.spawn``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from models import ChecklistItem, InspectionTask, Unit
+from models.db import as_utc
+from models.enums import HazardGrade, HazardSource
+from states.hazard import HAZARD, EvidenceRef
+from states.workflow import Branch, Context, EventRule, Spawn, Subject, Workflow
+
+STATES: dict[str, str] = {
+    "scheduled": "待检查",
+    "in_progress": "检查中",
+    "submitted": "已提交",
+    "reviewed": "已审核",
+    "missed": "已漏检",
+    "cancelled": "已取消",
+}
+OPEN_STATES = ("scheduled", "in_progress")
+ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]
+UNIT = Unit.__table__  # type: ignore[attr-defined]
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ItemResult(BaseModel):
+    model_config = _STRICT
+    item: str = Field(min_length=1, description="checklist item code")
+    outcome: Literal["pass", "fail", "na"]
+    note: str = ""
+    location: str = ""
+    grade: HazardGrade | None = None  # overrides the item's grade_if_failed
+    evidence: list[EvidenceRef] = []
+
+
+class SubmitParams(BaseModel):
+    model_config = _STRICT
+    results: list[ItemResult] = Field(min_length=1)
+
+
+class EmptyParams(BaseModel):
+    model_config = _STRICT
+
+
+# ---- lookups shared by guards and the spawner (memoised per batch: templates are immutable) --
+
+
+def checklist(ctx: Context, template_id: int) -> dict[str, dict[str, Any]]:
+    key = ("checklist", template_id)
+    if key not in ctx.memo:
+        rows = ctx.conn.execute(
+            select(ITEM.c.code, ITEM.c.text, ITEM.c.category, ITEM.c.grade_if_failed)
+            .where(ITEM.c.template_id == template_id).order_by(ITEM.c.position)
+        ).mappings()
+        ctx.memo[key] = {r["code"]: dict(r) for r in rows}
+    return ctx.memo[key]  # type: ignore[no-any-return]
+
+
+def unit_key(ctx: Context, unit_id: int) -> str:
+    key = ("unit_key", unit_id)
+    if key not in ctx.memo:
+        ctx.memo[key] = ctx.conn.execute(select(UNIT.c.key).where(UNIT.c.id == unit_id)).scalar()
+    return str(ctx.memo[key])
+
+
+# ---- guards ---------------------------------------------------------------------------------
+
+
+def assignee_or_manager(subject: Subject, ctx: Context) -> str | None:
+    assignee = subject.row["assignee_id"]
+    if ctx.role == "inspector" and assignee is not None and assignee != ctx.actor_id:
+        return "该任务已指定检查人，其他检查员不能代为检查"
+    return None
+
+
+def inspector_or_manager(subject: Subject, ctx: Context) -> str | None:
+    inspector = subject.row["inspector_id"]
+    if ctx.role == "inspector" and inspector is not None and inspector != ctx.actor_id:
+        return "只有开始检查的检查人可以提交结果"
+    return assignee_or_manager(subject, ctx)
+
+
+def results_cover_checklist(subject: Subject, ctx: Context) -> str | None:
+    items = checklist(ctx, subject.row["template_id"])
+    given = [r["item"] for r in subject.data["results"]]
+    unknown = sorted(set(given) - set(items))
+    if unknown:
+        return "检查表中没有这些项目：" + "、".join(unknown)
+    duplicated = sorted({code for code in given if given.count(code) > 1})
+    if duplicated:
+        return "这些项目填写了不止一次：" + "、".join(duplicated)
+    missing = [code for code in items if code not in given]
+    if missing:
+        return f"检查表还有 {len(missing)} 项未填写：" + "、".join(missing[:10])
+    unexplained = [r["item"] for r in subject.data["results"]
+                   if r["outcome"] == "fail" and not r["note"].strip()]
+    if unexplained:
+        return "不合格项须说明问题（note）：" + "、".join(unexplained)
+    return None
+
+
+def reviewer_not_inspector(subject: Subject, ctx: Context) -> str | None:
+    if ctx.actor_id is not None and ctx.actor_id == subject.row["inspector_id"]:
+        return "审核人不能是检查人本人（职责分离）"
+    return None
+
+
+def period_over(subject: Subject, ctx: Context) -> str | None:
+    end = as_utc(subject.row["period_end"])
+    if end is not None and ctx.as_of < end:
+        return f"检查周期尚未结束（截止 {end:%Y-%m-%d %H:%M} UTC），不能记为漏检"
+    return None
+
+
+# ---- effects, spawner, notifications --------------------------------------------------------
+
+
+def on_start(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"inspector_id": ctx.actor_id, "started_at": ctx.as_of}
+
+
+def on_submit(subject: Subject, ctx: Context) -> dict[str, Any]:
+    results = [
+        {"item": r["item"], "outcome": r["outcome"], "note": r["note"]}
+        for r in subject.data["results"]
+    ]
+    started = subject.row.get("started_at") or ctx.as_of
+    return {"inspector_id": subject.row.get("inspector_id") or ctx.actor_id,
+            "started_at": started, "submitted_at": ctx.as_of, "results": results}
+
+
+def on_review(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"reviewer_id": ctx.actor_id, "reviewed_at": ctx.as_of}
+
+
+def hazards_for_failures(subject: Subject, ctx: Context) -> list[Spawn]:
+    """Every failed item becomes a hazard linked to this task and item (对表检查)."""
+    items = checklist(ctx, subject.row["template_id"])
+    spawns = []
+    for result in subject.data["results"]:
+        if result["outcome"] != "fail":
+            continue
+        item = items[result["item"]]
+        grade = result["grade"] or item["grade_if_failed"]
+        spawns.append(Spawn(HAZARD, {
+            "unit": unit_key(ctx, subject.row["unit_id"]),
+            "title": item["text"][:200],
+            "description": result["note"],
+            "category": item["category"],
+            "grade": str(grade),
+            "location": result["location"],
+            "source": HazardSource.inspection.value,
+            "inspection_task_id": subject.row["id"],
+            "checklist_item": item["code"],
+            "evidence": result["evidence"],
+        }))
+    return spawns
+
+
+def notify_unit_head(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:unit_head@unit:{subject.row['unit_id']}"]
+
+
+def notify_inspector(subject: Subject, _ctx: Context) -> list[str]:
+    inspector = subject.row.get("inspector_id") or subject.row.get("assignee_id")
+    return [f"person:{inspector}"] if inspector else []
+
+
+INSPECTORS = ("inspector", "safety_officer", "unit_head")
+REVIEWERS = ("unit_head", "safety_officer", "principal")
+CANCELLERS = ("unit_head", "safety_officer", "principal")
+
+_events = [
+    EventRule("start", "开始检查", ("scheduled",), (Branch("in_progress"),), INSPECTORS,
+              EmptyParams, (assignee_or_manager,), on_start),
+    EventRule("submit", "提交检查结果", ("scheduled", "in_progress"), (Branch("submitted"),),
+              INSPECTORS, SubmitParams, (inspector_or_manager, results_cover_checklist),
+              on_submit, notify_unit_head, spawn=hazards_for_failures),
+    EventRule("review", "审核", ("submitted",), (Branch("reviewed"),), REVIEWERS,
+              EmptyParams, (reviewer_not_inspector,), on_review, notify_inspector),
+    EventRule("return_task", "退回重检", ("submitted",), (Branch("in_progress"),), REVIEWERS,
+              EmptyParams, (reviewer_not_inspector,), None, notify_inspector,
+              requires_reason=True),
+    EventRule("miss", "记为漏检", OPEN_STATES, (Branch("missed"),), ("system",),
+              EmptyParams, (period_over,), None, notify_unit_head),
+    EventRule("cancel", "取消任务", OPEN_STATES, (Branch("cancelled"),), CANCELLERS,
+              EmptyParams, (), None, None, requires_reason=True),
+]
+
+MATERIALIZE = EventRule("materialize", "生成排查任务", (), (Branch("scheduled"),), ("system",))
+
+INSPECTION = Workflow(
+    name="inspection",
+    label="排查任务",
+    table=InspectionTask.__table__,  # type: ignore[attr-defined]
+    code_prefix="XC",
+    states=STATES,
+    terminal=frozenset({"reviewed", "missed", "cancelled"}),
+    create_event=MATERIALIZE,
+    events={rule.name: rule for rule in _events},
+    materialized=True,
+)
