@@ -265,6 +265,19 @@ def on_extend(subject: Subject, _ctx: Context) -> dict[str, Any]:
     return {"deadline": as_utc(subject.data["deadline"])}
 
 
+def on_remind(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"due_reminded_for": subject.row["deadline"]}
+
+
+def not_yet_reminded(subject: Subject, _ctx: Context) -> str | None:
+    deadline = as_utc(subject.row["deadline"])
+    if deadline is None:
+        return "隐患没有整改期限，无需提醒"
+    if as_utc(subject.row.get("due_reminded_for")) == deadline:
+        return "已就当前期限提醒过"
+    return None
+
+
 def on_escalate(subject: Subject, _ctx: Context) -> dict[str, Any]:
     return {"escalation_level": subject.data["level"]}
 
@@ -353,6 +366,8 @@ _events = [
               ("principal", "unit_head", "regulator"), ExtendParams,
               (deadline_in_future, deadline_later_than_current), on_extend, notify_owner,
               requires_reason=True),
+    EventRule("remind_due", "到期提醒", ("planning", "rectifying"), STAY, ("system",),
+              EmptyParams, (not_yet_reminded,), on_remind, notify_owner),
     EventRule("escalate", "逾期升级", OPEN_STATES, STAY,
               ("system", "regulator", "principal", "unit_head", "safety_officer"),
               EscalateParams, (level_rises,), on_escalate, notify_escalation),

@@ -1,0 +1,120 @@
+"""The deadline sweep: due-soon reminders, the overdue escalation ladder, missed inspections.
+
+Each part selects only the rows that need an event now (indexed on state + deadline / period
+end) and fires them through ``engine.fire_many`` in batches as the system actor. Guards make
+every event fire once: a reminder once per deadline, each escalation level once, a task missed
+once — however often the sweep runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session
+
+from models import Hazard, InspectionTask
+from models.db import as_utc, utcnow
+from models.enums import HazardGrade
+from states import engine
+from states.engine import FireRequest
+from states.hazard import HAZARD
+from states.inspection import INSPECTION
+from states.inspection import OPEN_STATES as OPEN_TASKS
+from states.workflow import Workflow
+
+HAZ = Hazard.__table__  # type: ignore[attr-defined]
+TASK = InspectionTask.__table__  # type: ignore[attr-defined]
+SYSTEM = engine.SYSTEM_ACTOR
+RECTIFYING = ("planning", "rectifying")
+TOP_LEVEL = 3
+
+
+@dataclass
+class SweepReport:
+    reminders: int = 0
+    escalations: dict[int, int] = field(default_factory=dict)  # level -> events
+    missed: int = 0
+    refused: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"reminders": self.reminders, "escalations": self.escalations,
+                "missed": self.missed, "refused": self.refused}
+
+
+def target_level(grade: str, deadline: datetime, as_of: datetime,
+                 ladder: Sequence[int]) -> int:
+    """The level an overdue hazard should have reached: ladder days after its deadline."""
+    if grade == HazardGrade.major:
+        return TOP_LEVEL  # major hazards go straight to the regulator
+    overdue = as_of - deadline
+    return sum(1 for days in ladder if overdue >= timedelta(days=days))
+
+
+def sweep(
+    session: Session,
+    *,
+    as_of: datetime | None = None,
+    ladder: Sequence[int] = (0, 3, 7),
+    due_soon: timedelta = timedelta(hours=24),
+    batch_size: int = 5_000,
+    enterprise_ids: Sequence[int] | None = None,
+    flow_run_id: str | None = None,
+) -> SweepReport:
+    moment = as_utc(as_of) or utcnow()
+    report = SweepReport()
+    scope = [HAZ.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids else []
+
+    due = select(HAZ.c.id).where(
+        HAZ.c.state.in_(RECTIFYING), HAZ.c.deadline > moment, HAZ.c.deadline <= moment + due_soon,
+        or_(HAZ.c.due_reminded_for.is_(None), HAZ.c.due_reminded_for != HAZ.c.deadline), *scope,
+    ).order_by(HAZ.c.id)
+    requests = [FireRequest(i, "remind_due", SYSTEM) for i in _ids(session, due)]
+    report.reminders = _fire(session, HAZARD, requests, moment, batch_size, flow_run_id, report)
+
+    overdue = select(HAZ.c.id, HAZ.c.grade, HAZ.c.deadline, HAZ.c.escalation_level).where(
+        HAZ.c.state.in_(RECTIFYING), HAZ.c.deadline <= moment,
+        HAZ.c.escalation_level < TOP_LEVEL,
+        or_(HAZ.c.grade == HazardGrade.major.value, *(
+            and_(HAZ.c.escalation_level < level, HAZ.c.deadline <= moment - timedelta(days=d))
+            for level, d in enumerate(ladder, start=1))),
+        *scope,
+    ).order_by(HAZ.c.id)
+    requests = []
+    for hid, grade, deadline, level in session.connection().execute(overdue).all():
+        target = target_level(grade, as_utc(deadline), moment, ladder)
+        first = target if grade == HazardGrade.major else level + 1  # major: straight to L3
+        for step in range(first, target + 1):
+            requests.append(FireRequest(hid, "escalate", SYSTEM, data={"level": step}))
+            report.escalations[step] = report.escalations.get(step, 0) + 1
+    session.rollback()
+    _fire(session, HAZARD, requests, moment, batch_size, flow_run_id, report)
+
+    task_scope = [TASK.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids else []
+    ended = select(TASK.c.id).where(
+        TASK.c.state.in_(OPEN_TASKS), TASK.c.period_end <= moment, *task_scope,
+    ).order_by(TASK.c.id)
+    requests = [FireRequest(i, "miss", SYSTEM) for i in _ids(session, ended)]
+    report.missed = _fire(session, INSPECTION, requests, moment, batch_size, flow_run_id, report)
+    return report
+
+
+def _ids(session: Session, stmt: object) -> list[int]:
+    ids = list(session.connection().execute(stmt).scalars())  # type: ignore[call-overload]
+    session.rollback()
+    return ids
+
+
+def _fire(session: Session, workflow: Workflow, requests: list[FireRequest], moment: datetime,
+          batch_size: int, flow_run_id: str | None, report: SweepReport) -> int:
+    """Fire in batches (one transaction each); a refused item is counted, not fatal."""
+    applied = 0
+    for start in range(0, len(requests), batch_size):
+        chunk = requests[start:start + batch_size]
+        result = engine.fire_many(session, workflow, chunk, as_of=moment,
+                                  flow_run_id=flow_run_id, skip_refused=True)
+        applied += len(result.applied)
+        report.refused += len(result.refused)
+    return applied
