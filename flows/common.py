@@ -1,0 +1,60 @@
+"""What every flow shares: settings, a database session, the calendar and the flow-run id.
+
+Flows stay thin: they open a session, call one ``states`` function inside one Prefect task (a
+task per item would cost ~20 ms of server CPU each) and return its report as a dict.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from models.db import make_engine
+from safeloop.calendar import WorkCalendar
+from safeloop.settings import Settings, get_settings
+
+
+def prefect_defaults() -> None:
+    """Settings Prefect needs on this kind of machine (offline, slow ephemeral start under load)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def settings_for(database_url: str | None) -> Settings:
+    settings = get_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+@contextmanager
+def session_for(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def calendar_for(settings: Settings) -> WorkCalendar:
+    return WorkCalendar.from_file(settings.calendar_overrides)
+
+
+def flow_run_id() -> str | None:
+    """The current Prefect flow run's id, recorded in every audit row the flow causes."""
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+    return str(run_id) if run_id else None
+
+
+def resolve_as_of(as_of: datetime | None) -> datetime:
+    if as_of is None:
+        return datetime.now(UTC)
+    return as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)

@@ -1,0 +1,37 @@
+"""Flow ``materialize-inspections``: the current period's task for every active plan (daily)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, task
+
+from flows.common import calendar_for, flow_run_id, resolve_as_of, session_for, settings_for
+from states.materialize import materialize
+
+
+@task(name="materialize-batch")
+def materialize_task(as_of: datetime, database_url: str | None,
+                     enterprise_ids: list[int] | None, run_id: str | None) -> dict[str, Any]:
+    settings = settings_for(database_url)
+    with session_for(settings) as session:
+        report = materialize(
+            session, as_of=as_of, zone=settings.timezone, calendar=calendar_for(settings),
+            flow_run_id=run_id, batch_size=settings.materialize_batch_size,
+            enterprise_ids=enterprise_ids,
+        )
+    return {"created": report.created, "total": report.total, "batches": report.batches,
+            "warnings": report.warnings}
+
+
+@flow(name="materialize-inspections", log_prints=True)
+def materialize_inspections(as_of: datetime | None = None, database_url: str | None = None,
+                            enterprise_ids: list[int] | None = None) -> dict[str, Any]:
+    """生成排查任务：为每个有效的排查计划生成本周期的任务（幂等）。"""
+    moment = resolve_as_of(as_of)
+    result = materialize_task(moment, database_url, enterprise_ids, flow_run_id())
+    print(f"生成排查任务 {result['total']} 个：{result['created']}")
+    for warning in result["warnings"]:
+        print(f"警告：{warning}")
+    return result

@@ -1,0 +1,54 @@
+"""Flow ``sweep-deadlines``: due-soon reminders, overdue escalation, missed inspections."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import flow, task
+
+from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
+from states.sweep import sweep
+
+
+@task(name="sweep-partition")
+def sweep_task(as_of: datetime, database_url: str | None, enterprise_ids: list[int] | None,
+               run_id: str | None) -> dict[str, Any]:
+    settings = settings_for(database_url)
+    with session_for(settings) as session:
+        report = sweep(
+            session, as_of=as_of, ladder=settings.escalation_days,
+            due_soon=timedelta(hours=settings.due_soon_hours),
+            batch_size=settings.sweep_batch_size, enterprise_ids=enterprise_ids,
+            flow_run_id=run_id,
+        )
+    return report.to_dict()
+
+
+@flow(name="sweep-deadlines", log_prints=True)
+def sweep_deadlines(as_of: datetime | None = None, database_url: str | None = None,
+                    partitions: list[list[int]] | None = None) -> dict[str, Any]:
+    """期限巡检：到期提醒、逾期逐级升级、过期排查任务记为漏检。
+
+    ``partitions`` (lists of enterprise ids) runs the sweep as that many concurrent tasks.
+    """
+    moment = resolve_as_of(as_of)
+    run_id = flow_run_id()
+    if not partitions:
+        result = sweep_task(moment, database_url, None, run_id)
+    else:
+        futures = [sweep_task.submit(moment, database_url, ids, run_id) for ids in partitions]
+        result = _merge([f.result() for f in futures])
+    print(f"期限巡检：提醒 {result['reminders']}，升级 {result['escalations']}，"
+          f"漏检 {result['missed']}，拒绝 {result['refused']}")
+    return result
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0}
+    for part in parts:
+        for key in ("reminders", "missed", "refused"):
+            merged[key] += part[key]
+        for level, count in part["escalations"].items():
+            merged["escalations"][level] = merged["escalations"].get(level, 0) + count
+    return merged
