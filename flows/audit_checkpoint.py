@@ -15,7 +15,7 @@ from states import checkpoint
 def checkpoint_task(as_of: datetime, database_url: str | None,
                     run_id: str | None) -> dict[str, Any]:
     settings = settings_for(database_url)
-    file = settings.storage_dir / "audit-checkpoints.jsonl"
+    file = settings.storage_dir / checkpoint.CHECKPOINT_FILE
     with session_for(settings) as session:
         point = checkpoint.take(session, as_of=as_of, file=file, flow_run_id=run_id)
     return {**point.__dict__, "file": str(file)}

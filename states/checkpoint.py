@@ -20,6 +20,7 @@ from models import AuditCheckpoint, AuditEntry, OutboxMessage
 from models.db import as_utc, utcnow
 from states import audit
 
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # under the storage folder
 CHECKPOINT = AuditCheckpoint.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

@@ -17,7 +17,9 @@ from models import AuditEntry
 from safeloop.cli.common import STATE, console, err_console, handle_errors, open_session, print_json
 from safeloop.timeparse import to_local
 from states import audit as chain
+from states import checkpoint
 from states.audit import HASHED_FIELDS
+from states.checkpoint import CHECKPOINT_FILE
 from states.errors import InvalidInput, NotFound
 from states.registry import WORKFLOWS
 from states.replay import replay
@@ -85,15 +87,21 @@ def show_cmd(entity: Annotated[str, typer.Argument(help="实体编号，如 YH-0
 @handle_errors
 def verify_cmd(as_json: JsonOpt = False) -> None:
     """校验整条哈希链；失败时指出第一条有问题的记录并以 1 退出。"""
+    file = STATE.settings.storage_dir / CHECKPOINT_FILE
     with open_session() as session:
         result = chain.verify(session.connection())
+        anchors = checkpoint.verify_checkpoints(session, file)
+    ok = result.ok and not anchors
     if as_json:
-        print_json(result.to_dict())
-    elif result.ok:
+        print_json({**result.to_dict(), "ok": ok, "checkpoint_problems": anchors})
+    elif ok:
         console.print(f"[green]审计链校验通过[/]：{result.count} 条记录，链头 {result.head_hash[:16]}…")
     else:
-        err_console.print(f"[bold red]审计链校验失败[/]：第 {result.first_bad_seq} 条 — {result.reason}")
-    if not result.ok:
+        if not result.ok:
+            err_console.print(f"[bold red]审计链校验失败[/]：第 {result.first_bad_seq} 条 — {result.reason}")
+        for problem in anchors:
+            err_console.print(f"[bold red]检查点不符[/]：{problem}")
+    if not ok:
         raise typer.Exit(1)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from safeloop import orgfile
-from safeloop.cli import audit, hazard
+from safeloop.cli import audit, flows, hazard, inspect, plan
 from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json
 from safeloop.diagram import mermaid
 from safeloop.schema import upgrade
@@ -21,6 +21,11 @@ app = typer.Typer(
 )
 app.add_typer(hazard.app, name="hazard")
 app.add_typer(audit.app, name="audit")
+app.add_typer(inspect.app, name="inspect")
+app.add_typer(plan.checklist_app, name="checklist")
+app.add_typer(plan.plan_app, name="plan")
+app.add_typer(flows.app, name="flows")
+app.command("serve")(flows.serve_cmd)
 org_app = typer.Typer(help="组织机构：辖区、企业、单位、人员与角色", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 diagram_app = typer.Typer(help="由状态机生成 Mermaid 状态图", no_args_is_help=True)
@@ -71,6 +76,12 @@ def org_load_cmd(
 def diagram_hazard() -> None:
     """隐患闭环状态图（Mermaid）。"""
     typer.echo(mermaid(get_workflow("hazard")), nl=False)
+
+
+@diagram_app.command("inspection")
+def diagram_inspection() -> None:
+    """排查任务状态图（Mermaid）。"""
+    typer.echo(mermaid(get_workflow("inspection")), nl=False)
 
 
 @app.command("demo")

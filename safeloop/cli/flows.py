@@ -1,0 +1,71 @@
+"""``safeloop flows`` and ``safeloop serve``: run the Prefect flows now, or on their schedules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from safeloop.cli.common import STATE, as_of_option, console, handle_errors, print_json
+from states.errors import InvalidInput
+
+app = typer.Typer(help="Prefect 流程：立即运行或按计划运行", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
+
+
+def _registry() -> dict[str, object]:
+    from flows.common import prefect_defaults
+
+    prefect_defaults()  # before Prefect is imported
+    from flows.registry import FLOWS
+
+    return FLOWS  # type: ignore[return-value]
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """列出流程及其默认计划。"""
+    for name, entry in _registry().items():
+        console.print(f"- {name}  [dim]{entry.cron}[/]  {entry.label}")  # type: ignore[attr-defined]
+
+
+@app.command("run")
+@handle_errors
+def run_cmd(
+    name: Annotated[str, typer.Argument(help="流程名，见 safeloop flows list")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="按此时间运行（默认现在）")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """立即运行一个流程（一次真实的 Prefect 运行）。"""
+    flows = _registry()
+    if name not in flows:
+        raise InvalidInput(f"未知流程「{name}」，可用：{'、'.join(flows)}")
+    moment = as_of_option(as_of)
+    result = flows[name].flow(as_of=moment, database_url=STATE.settings.database_url)  # type: ignore[attr-defined]
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"{name} 完成：{result}")
+
+
+def serve_all(database_url: str, timezone: str) -> None:
+    """Serve every flow on its cron schedule in the configured zone (no worker needed)."""
+    flows = _registry()
+    from prefect import serve
+    from prefect.schedules import Cron
+
+    deployments = [
+        entry.flow.to_deployment(  # type: ignore[attr-defined]
+            name=f"{name}-local", schedules=[Cron(entry.cron, timezone=timezone)],  # type: ignore[attr-defined]
+            parameters={"database_url": database_url},
+        )
+        for name, entry in flows.items()
+    ]
+    serve(*deployments)
+
+
+def serve_cmd() -> None:
+    """按计划在本机运行全部流程（Prefect serve；Ctrl-C 停止）。"""
+    settings = STATE.settings
+    console.print(f"按计划运行流程（时区 {settings.timezone}），数据库 {settings.database_url}")
+    serve_all(settings.database_url, settings.timezone)
