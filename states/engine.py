@@ -480,7 +480,7 @@ def _plan_create(
     values = {
         **(rule.effect(subject, ctx) if rule.effect else {}),
         "unit_id": unit[0], "enterprise_id": unit[2], "state": to_state, "version": 1,
-        "code": f"tmp-{uuid.uuid4().hex}", "created_at": moment, "updated_at": moment,
+        "code": f"tmp-{uuid.uuid4().hex[:24]}", "created_at": moment, "updated_at": moment,
     }
     table = workflow.table
     new_id = conn.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
