@@ -8,6 +8,8 @@ regrade. It ends with ``audit verify`` and ``audit replay``.
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +23,15 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from models import AuditEntry, Hazard, OutboxMessage
+from models import AuditEntry, Hazard, OutboxMessage, Unit
 from models.db import make_engine
-from models.enums import HazardGrade
-from safeloop import evidence, orgfile
+from models.enums import HazardGrade, Tier
+from safeloop import checklists, evidence, orgfile, plans
 from safeloop.schema import upgrade
+from safeloop.simulation import Stats, simulate, summary_rows
 from states import audit, engine
 from states.errors import SafeloopError
-from states.hazard import HAZARD, PLAN_PARTS
+from states.hazard import ESCALATION_LEVELS, HAZARD, PLAN_PARTS
 from states.replay import replay
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -51,6 +54,7 @@ class Demo:
     console: Console
     codes: dict[str, str] = field(default_factory=dict)
     refusals: int = 0
+    sim: tuple[Stats, datetime, float] | None = None
 
     def at(self, day: int, hour: int = 10) -> datetime:
         return (START + timedelta(days=day)).replace(hour=hour).astimezone(UTC)
@@ -89,7 +93,7 @@ class Demo:
         return self.at(day, 18)
 
 
-def run_demo(path: Path, console: Console) -> int:
+def run_demo(path: Path, console: Console, days: int = 30) -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     db = make_engine(f"sqlite:///{path}")
@@ -102,6 +106,8 @@ def run_demo(path: Path, console: Console) -> int:
         console.print(f"数据库：{path}（SQLite，WAL）；组织：2 家企业、10 个单位、11 名人员")
         demo = Demo(session, storage, console)
         _scenario(demo)
+        if days > 0:
+            _simulate(demo, f"sqlite:///{path}", days)
         ok = _summary(demo)
     db.dispose()
     return 0 if ok else 1
@@ -190,6 +196,62 @@ def _scenario(d: Demo) -> None:
            comment="液位计失灵且无备用检测手段，构成重大隐患（安监总管三〔2017〕121号）")
 
 
+def _plans(session: Session) -> int:
+    """One plan per unit at its tier's cadence (班组日查、车间周查、厂矿月查、集团公司季查)."""
+    checklists.load_shipped(session)
+    units = session.connection().execute(select(Unit.key, Unit.tier).order_by(Unit.id)).all()
+    session.rollback()
+    start = START.date()
+    for key, tier in units:
+        mode = "working_days" if key == "jinhua-team-b" else "all_days"
+        plans.add(session, plans.PlanSpec(f"{key}-{tier}", key, calendar_mode=mode,
+                                          active_from=start))
+    plans.add(session, plans.PlanSpec("jinhua-plant1-chem121", "jinhua-plant1",
+                                      template="chem-major-2017-121", active_from=start,
+                                      name="合成氨厂重大隐患判定标准月查"))
+    return len(units) + 1
+
+
+def _simulate(d: Demo, url: str, days: int) -> None:
+    console = d.console
+    count = _plans(d.session)
+    console.print(f"\n[bold]9. 分级排查：{count} 个排查计划（班组日查、车间周查、厂矿月查、集团公司季查），"
+                  f"Prefect 流程逐日运行 {days} 天（每天 00:05 生成任务、18:00 期限巡检，每周审计检查点）")
+    started = time.monotonic()
+    stats = simulate(d.session, console, start=START.date(), days=days, database_url=url)
+    d.sim = (stats, START.astimezone(UTC) + timedelta(days=days), time.monotonic() - started)
+
+
+def _sim_summary(d: Demo) -> None:
+    if d.sim is None:
+        return
+    stats, end, seconds = d.sim
+    rows = summary_rows(d.session, end)
+    table = Table(title="分级排查完成情况")
+    for header in ("层级", "任务数", "已完成（提交/审核）", "漏检", "进行中/待检", "完成率"):
+        table.add_column(header)
+    for tier in ("team", "workshop", "plant", "group"):
+        states = rows["tiers"].get(tier, Counter())
+        total = sum(states.values())
+        done = states["submitted"] + states["reviewed"]
+        rate = f"{done / total:.0%}" if total else "-"
+        table.add_row(Tier(tier).label, str(total), str(done), str(states["missed"]),
+                      str(states["scheduled"] + states["in_progress"]), rate)
+    d.console.print(table)
+    levels = Counter(
+        json.loads(data)["level"] for (data,) in d.session.connection().execute(
+            select(AuditEntry.data).where(AuditEntry.event == "escalate")))
+    d.session.rollback()
+    hazards = rows["hazards"]
+    d.console.print(
+        f"隐患：共 {sum(hazards.values())} 条，已销号 {hazards['closed']}，"
+        f"整改中/方案中 {hazards['rectifying'] + hazards['planning']}，"
+        f"待验收 {hazards['pending_acceptance']}，逾期未改 {rows['overdue']}；"
+        "逾期升级：" + "，".join(f"{ESCALATION_LEVELS[k]} {v} 次" for k, v in sorted(levels.items()))
+        + f"；Prefect 流程运行 {stats.flow_runs} 次，模拟用时 {seconds:.0f} 秒"
+    )
+
+
 def _summary(d: Demo) -> bool:
     session, console = d.session, d.console
     conn = session.connection()
@@ -201,7 +263,10 @@ def _summary(d: Demo) -> bool:
         table.add_row(hazard.code, hazard.title, HazardGrade(hazard.grade).label,
                       HAZARD.state_label(hazard.state), str(hazard.escalation_level),
                       str(hazard.version))
-    console.print(table)
+    if d.sim is None:
+        console.print(table)
+    _sim_summary(d)
+    conn = session.connection()
     states = Counter(s for (s,) in conn.execute(select(Hazard.state)))  # type: ignore[call-overload]
     events = conn.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
     outbox = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()

@@ -88,11 +88,12 @@ def diagram_inspection() -> None:
 @handle_errors
 def demo_cmd(
     path: Annotated[Path, typer.Option(help="演示数据库文件（会被重建）")] = Path("safeloop-demo.db"),
+    days: Annotated[int, typer.Option(min=0, max=366, help="分级排查模拟天数（0 只演示隐患闭环）")] = 30,
 ) -> None:
-    """在一个全新的 SQLite 文件中演示开发区的隐患闭环，并以审计校验收尾。"""
+    """在一个全新的 SQLite 文件中演示开发区的隐患闭环与分级排查，并以审计校验收尾。"""
     from safeloop.demo import run_demo
 
-    code = run_demo(path, console)
+    code = run_demo(path, console, days=days)
     raise typer.Exit(code)
 
 

@@ -17,7 +17,7 @@ from states.audit import verify
 def test_demo_runs_and_verifies(tmp_path: Path):
     out = io.StringIO()
     path = tmp_path / "demo.db"
-    assert run_demo(path, Console(file=out, width=120)) == 0
+    assert run_demo(path, Console(file=out, width=120), days=0) == 0
     text = out.getvalue()
     assert "审计链校验通过" in text and "回放一致" in text
     assert "职责分离" in text and "缺少：安全措施和应急预案" in text
@@ -28,4 +28,4 @@ def test_demo_runs_and_verifies(tmp_path: Path):
         assert "cancelled" in states.values() and "planning" in states.values()
         assert verify(session.connection()).ok
     engine.dispose()
-    assert run_demo(path, Console(file=io.StringIO())) == 0  # rerun starts from a fresh file
+    assert run_demo(path, Console(file=io.StringIO()), days=0) == 0  # rerun starts from a fresh file
