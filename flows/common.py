@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -55,6 +56,9 @@ def flow_run_id() -> str | None:
 
 
 def resolve_as_of(as_of: datetime | None) -> datetime:
+    """Now, or the given moment; a naive time is local time in the configured zone (as in the CLI)."""
     if as_of is None:
         return datetime.now(UTC)
-    return as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=ZoneInfo(get_settings().timezone))
+    return as_of.astimezone(UTC)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow, task
+from prefect.context import FlowRunContext
 
 from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
 from states.sweep import sweep
@@ -36,6 +37,8 @@ def sweep_deadlines(as_of: datetime | None = None, database_url: str | None = No
     run_id = flow_run_id()
     if not partitions:
         result = sweep_task(moment, database_url, None, run_id)
+    elif FlowRunContext.get() is None:  # called through .fn(): no task runner, run in turn
+        result = _merge([sweep_task.fn(moment, database_url, ids, run_id) for ids in partitions])
     else:
         futures = [sweep_task.submit(moment, database_url, ids, run_id) for ids in partitions]
         result = _merge([f.result() for f in futures])

@@ -65,7 +65,7 @@ def sweep(
 ) -> SweepReport:
     moment = as_utc(as_of) or utcnow()
     report = SweepReport()
-    scope = [HAZ.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids else []
+    scope = [HAZ.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else []
 
     due = select(HAZ.c.id).where(
         HAZ.c.state.in_(RECTIFYING), HAZ.c.deadline > moment, HAZ.c.deadline <= moment + due_soon,
@@ -92,7 +92,8 @@ def sweep(
     session.rollback()
     _fire(session, HAZARD, requests, moment, batch_size, flow_run_id, report)
 
-    task_scope = [TASK.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids else []
+    task_scope = (
+        [TASK.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else [])
     ended = select(TASK.c.id).where(
         TASK.c.state.in_(OPEN_TASKS), TASK.c.period_end <= moment, *task_scope,
     ).order_by(TASK.c.id)

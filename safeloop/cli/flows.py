@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -49,7 +50,12 @@ def run_cmd(
 
 
 def serve_all(database_url: str, timezone: str) -> None:
-    """Serve every flow on its cron schedule in the configured zone (no worker needed)."""
+    """Serve every flow on its cron schedule in the configured zone (no worker needed).
+
+    The database URL reaches the flow-run subprocesses through the environment, never as a
+    deployment parameter, so a password is not stored in Prefect's database or shown in its UI.
+    """
+    os.environ["SAFELOOP_DATABASE_URL"] = database_url
     flows = _registry()
     from prefect import serve
     from prefect.schedules import Cron
@@ -57,7 +63,6 @@ def serve_all(database_url: str, timezone: str) -> None:
     deployments = [
         entry.flow.to_deployment(  # type: ignore[attr-defined]
             name=f"{name}-local", schedules=[Cron(entry.cron, timezone=timezone)],  # type: ignore[attr-defined]
-            parameters={"database_url": database_url},
         )
         for name, entry in flows.items()
     ]
