@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from models import AuditEntry, AuditHead
-from models.db import is_sqlite
 
 GENESIS = "0" * 64
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
@@ -29,6 +28,10 @@ HASHED_FIELDS = (
     "actor", "actor_role", "at", "comment", "data", "flow_run_id", "prev_hash",
 )
 _SELECT_FIELDS = ", ".join((*HASHED_FIELDS, "hash"))
+_HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_INSERT = insert(AUDIT)
+_MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1).values(seq=bindparam("n"), hash=bindparam("h"))
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -66,10 +69,7 @@ class PendingEntry:
 
 def lock_head(conn: Connection) -> tuple[int, str]:
     """Read the chain head, locking it on PostgreSQL (SQLite's write lock already serialises)."""
-    stmt = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1)
-    if not is_sqlite(str(conn.engine.url)):
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    row = conn.execute(_HEAD if conn.dialect.name == "sqlite" else _HEAD_LOCKED).first()
     if row is None:
         raise RuntimeError("audit_head row missing: run `safeloop init`")
     return int(row[0]), str(row[1])
@@ -90,9 +90,35 @@ def append(conn: Connection, entries: Iterable[PendingEntry]) -> list[int]:
         rows.append({**dict(zip(HASHED_FIELDS, values, strict=True)), "hash": prev})
     if not rows:
         return []
-    conn.execute(insert(AUDIT), rows)
-    conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
+    conn.execute(_INSERT, rows)
+    conn.execute(_MOVE_HEAD, {"n": seq, "h": prev})
     return [r["seq"] for r in rows]
+
+
+_SQLITE_ROWS = (
+    f"SELECT seq, prev_hash, hash, json_array({', '.join(HASHED_FIELDS)}) "
+    "FROM audit_entry ORDER BY seq"
+)
+
+
+def _sqlite_json(cursor: Any) -> bool:
+    """Whether this SQLite has json_array with the same text as our encoder for a hard sample."""
+    sample = ["引号\"反斜杠\\换行\n\t\x01\x7f\u2028", None, 12, ""]
+    try:
+        return bool(cursor.execute("SELECT json_array(?, ?, ?, ?)", sample).fetchone()[0]
+                    == _encode(sample))
+    except Exception:  # sqlite3.OperationalError: built without JSON
+        return False
+
+
+def _python_digest(conn: Connection, seq: int) -> str:
+    """The row's hash recomputed from its fields with the Python encoder."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"SELECT {', '.join(HASHED_FIELDS)} FROM audit_entry WHERE seq = ?", (seq,))
+        return row_hash(cursor.fetchone())
+    finally:
+        cursor.close()
 
 
 @dataclass
@@ -114,24 +140,35 @@ class VerifyResult:
 
 
 def verify(conn: Connection, *, batch: int = 20_000) -> VerifyResult:
-    """Walk the chain in seq order; name the first row whose seq, link or hash is wrong."""
+    """Walk the chain in seq order; name the first row whose seq, link or hash is wrong.
+
+    On SQLite the canonical JSON text is built by ``json_array`` inside the database (a third of
+    the Python objects to fetch and no Python encoding); a row whose SQLite text does not hash
+    right is re-encoded in Python before it is called tampered, so that path can only be slower,
+    never less strict.
+    """
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(f"SELECT {_SELECT_FIELDS} FROM audit_entry ORDER BY seq")
+    fast = conn.dialect.name == "sqlite" and _sqlite_json(cursor)
+    cursor.execute(_SQLITE_ROWS if fast else f"SELECT {_SELECT_FIELDS} FROM audit_entry ORDER BY seq")
     expected_seq, prev, count = 1, GENESIS, 0
     sha256, encode = hashlib.sha256, _encode
     try:
         while chunk := cursor.fetchmany(batch):
             for row in chunk:
-                seq = row[0]
+                if fast:
+                    seq, link, stored, canonical = row
+                else:
+                    seq, link, stored, canonical = row[0], row[13], row[14], encode(list(row[:14]))
                 if seq != expected_seq:
                     reason = f"序号不连续：应为 {expected_seq}，实为 {seq}（有记录被删除或插入）"
                     return VerifyResult(False, count, prev, seq, reason)
-                if row[13] != prev:
+                if link != prev:
                     reason = f"第 {seq} 条的 prev_hash 与上一条的哈希不符（链被改动或重排）"
                     return VerifyResult(False, count, prev, seq, reason)
-                values = list(row[:14])
-                digest = sha256(encode(values).encode("utf-8")).hexdigest()
-                if digest != row[14]:
+                digest = sha256(canonical.encode("utf-8")).hexdigest()
+                if digest != stored and fast:
+                    digest = _python_digest(conn, seq)
+                if digest != stored:
                     reason = f"第 {seq} 条的内容与其哈希不符（记录被篡改）"
                     return VerifyResult(False, count, prev, seq, reason)
                 prev = digest

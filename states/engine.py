@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, insert, select, update
+from sqlalchemy import Connection, RowMapping, Select, Update, bindparam, insert, select, update
 from sqlmodel import Session
 
 from models import Enterprise, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
-from models.db import as_utc, is_sqlite, utcnow
+from models.db import as_utc, utcnow
 from models.enums import Role
 from states import audit
 from states.errors import (
@@ -42,6 +43,15 @@ JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
 PERSON = Person.__table__  # type: ignore[attr-defined]
 GRANT = RoleGrant.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+# Statements built once: building a Select costs more than executing it (see bench/).
+_ACTOR = (
+    select(PERSON.c.id, GRANT.c.role, GRANT.c.unit_id, GRANT.c.jurisdiction_id)
+    .select_from(PERSON.outerjoin(GRANT, GRANT.c.person_id == PERSON.c.id))
+    .where(PERSON.c.key == bindparam("key"))
+)
+_PERSON_ID = select(PERSON.c.id).where(PERSON.c.key == bindparam("key"))
+_INSERT_OUTBOX = insert(OUTBOX)
 
 
 # (workflow, rule, subject, context, row, from_state, to_state) of one decided event
@@ -111,11 +121,7 @@ class _Lookups:
         if key == SYSTEM_ACTOR:
             found = Actor(key, None, ())
         else:
-            rows = self.conn.execute(
-                select(PERSON.c.id, GRANT.c.role, GRANT.c.unit_id, GRANT.c.jurisdiction_id)
-                .select_from(PERSON.outerjoin(GRANT, GRANT.c.person_id == PERSON.c.id))
-                .where(PERSON.c.key == key)
-            ).all()
+            rows = self.conn.execute(_ACTOR, {"key": key}).all()
             if not rows:
                 raise NotFound(f"人员「{key}」不存在", key=key)
             grants = tuple((r[1], r[2], r[3]) for r in rows if r[1] is not None)
@@ -125,40 +131,43 @@ class _Lookups:
 
     def person_id(self, key: str) -> int:
         if key not in self.people:
-            pid = self.conn.execute(select(PERSON.c.id).where(PERSON.c.key == key)).scalar()
+            pid = self.conn.execute(_PERSON_ID, {"key": key}).scalar()
             if pid is None:
                 raise NotFound(f"人员「{key}」不存在", key=key)
             self.people[key] = pid
         return self.people[key]
 
 
-def _loader(workflow: Workflow, conn: Connection) -> Any:
-    table = workflow.table
+@cache
+def _loaders(table: Any, lock: bool) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """(base, by id, by code) statements for a workflow table, built once per table and dialect."""
     stmt = (
         select(table, UNIT.c.path.label("_unit_path"), JURISDICTION.c.path.label("_jur_path"))
         .join(UNIT, UNIT.c.id == table.c.unit_id)
         .join(ENTERPRISE, ENTERPRISE.c.id == table.c.enterprise_id)
         .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
     )
-    if not is_sqlite(str(conn.engine.url)):
+    if lock:
         stmt = stmt.with_for_update(of=table)
-    return stmt
+    keys = bindparam("keys", expanding=True)
+    return (stmt, stmt.where(table.c.id.in_(keys)).order_by(table.c.id),
+            stmt.where(table.c.code.in_(keys)).order_by(table.c.id))
 
 
 def _load_rows(
     workflow: Workflow, conn: Connection, refs: Sequence[int | str]
 ) -> dict[int | str, dict[str, Any]]:
     """Load (and lock) the rows a batch touches; keyed by both id and code."""
-    table = workflow.table
     ids = sorted({r for r in refs if isinstance(r, int)})
     codes = sorted({r for r in refs if isinstance(r, str)})
-    base = _loader(workflow, conn)
+    _, by_id, by_code = _loaders(workflow.table, conn.dialect.name != "sqlite")
     found: dict[int | str, dict[str, Any]] = {}
-    for column, keys in ((table.c.id, ids), (table.c.code, codes)):
+    for stmt, keys in ((by_id, ids), (by_code, codes)):
         for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            for row in conn.execute(base.where(column.in_(chunk)).order_by(table.c.id)).mappings():
-                record = dict(row)
+            result = conn.execute(stmt, {"keys": keys[start : start + _CHUNK]})
+            names = list(result.keys())
+            for row in result:
+                record = dict(zip(names, row, strict=True))
                 found[record["id"]] = record
                 found[record["code"]] = record
     return found
@@ -350,7 +359,7 @@ def fire_many(
                            row["version"], ctx.role, seq)
             )
         if outbox:
-            conn.execute(insert(OUTBOX), outbox)
+            conn.execute(_INSERT_OUTBOX, outbox)
         session.commit()
     except BaseException:
         session.rollback()
@@ -433,16 +442,20 @@ def _write_rows(
         params.update(b_id=entity_id, b_version=old_version)
         groups.setdefault(columns, []).append(params)
     for columns, params in groups.items():
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-            .values({c: bindparam(f"v_{c}") for c in columns})
-        )
-        done = conn.execute(stmt, params).rowcount
+        done = conn.execute(_versioned_update(table, columns), params).rowcount
         if done != len(params):
             raise ConcurrentUpdate(
                 f"{workflow.label}已被他人同时修改（{len(params) - done} 条），本次操作未生效，请重试"
             )
+
+
+@cache
+def _versioned_update(table: Any, columns: tuple[str, ...]) -> Update:
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
 
 
 def _plan_create(
@@ -515,7 +528,7 @@ def create(
         [seq] = audit.append(conn, [entry])
         outbox = _outbox_rows(workflow, rule, subject, ctx, row, to_state, seq)
         if outbox:
-            conn.execute(insert(OUTBOX), outbox)
+            conn.execute(_INSERT_OUTBOX, outbox)
         session.commit()
     except BaseException:
         session.rollback()

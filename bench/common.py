@@ -1,0 +1,230 @@
+"""What every benchmark shares: scratch SQLite files, set-wise seeding, timing, profiling, results.
+
+Seeding goes set-wise through Core plus ``states.audit.append`` (so the seeded rows carry a genuine,
+verifiable chain) because creating tens of thousands of hazards through ``engine.create`` would
+dominate the runtime budget without measuring anything the benchmarks are about.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from models import Hazard, Person, Unit
+from models.db import make_engine
+from safeloop import orgfile
+from safeloop.schema import upgrade
+from states import audit
+from states.hazard import AssignParams, ReportParams
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_ORG = ROOT / "safeloop" / "data" / "demo_org.yaml"
+HAZARD_TABLE = Hazard.__table__  # type: ignore[attr-defined]
+PERSON_TABLE = Person.__table__  # type: ignore[attr-defined]
+UNIT_TABLE = Unit.__table__  # type: ignore[attr-defined]
+
+SEED_AT = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Asia/Shanghai
+UNIT_KEY = "jinhua-team-a"
+OWNER = "sun.banzhang"  # inspector + rectifier in jinhua-team-a: reports, owns and submits
+MANAGER = "li.anquan"  # safety officer of the plant above: assigns and rejects
+REJECT_REASON = "复查未通过：密封件未更换，压力表读数仍异常"
+_SEED_CHUNK = 10_000
+
+
+@dataclass
+class Result:
+    """One benchmark's figures; rates are derived so the table and the verdict cannot disagree."""
+
+    name: str
+    n: int
+    seconds: float
+    baseline_seconds: float
+    target_rate: float
+    target_ratio: float | None = None
+    notes: str = ""
+    cpu_ratio: float | None = None  # the same ratio over CPU time, for a loaded machine
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds if self.seconds else float("inf")
+
+    @property
+    def baseline_rate(self) -> float:
+        return self.n / self.baseline_seconds if self.baseline_seconds else float("inf")
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline_rate if self.baseline_rate else 0.0
+
+    @classmethod
+    def of(cls, name: str, n: int, measured: Stopwatch, baseline: Stopwatch, target_rate: float,
+           target_ratio: float | None = None, notes: str = "") -> Result:
+        cpu_ratio = (baseline.cpu_seconds / measured.cpu_seconds
+                     if measured.cpu_seconds and baseline.cpu_seconds else None)
+        return cls(name, n, measured.seconds, baseline.seconds, target_rate, target_ratio, notes,
+                   cpu_ratio)
+
+    @property
+    def passed(self) -> bool:
+        if self.rate < self.target_rate:
+            return False
+        return self.target_ratio is None or self.ratio >= self.target_ratio
+
+    @property
+    def target(self) -> str:
+        text = f">= {self.target_rate:,.0f}/s"
+        if self.target_ratio is not None:
+            text += f", >= {self.target_ratio:.0%} of baseline"
+        return text
+
+
+@contextmanager
+def scratch_dir(tag: str) -> Iterator[Path]:
+    """A temporary folder for one benchmark's database files, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"safeloop-bench-{tag}-") as name:
+        yield Path(name)
+
+
+def new_database(path: Path, *, with_org: bool = True) -> Engine:
+    """A migrated SQLite file (WAL, synchronous=NORMAL via make_engine), demo org loaded."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    if with_org:
+        with Session(engine, expire_on_commit=False) as session:
+            orgfile.load(session, DEMO_ORG)
+    return engine
+
+
+def raw_connect(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection configured exactly like ``models.db.make_engine`` does it."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def clone_database(engine: Engine, src: Path, dst: Path) -> None:
+    """Copy a seeded file (WAL checkpointed first) so the baseline starts from identical data."""
+    engine.dispose()
+    conn = raw_connect(src)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    shutil.copyfile(src, dst)
+
+
+def seed_rectifying(engine: Engine, count: int) -> list[int]:
+    """Insert ``count`` general hazards in ``rectifying`` with their report and assign audit rows.
+
+    The rows look as if ``engine.create`` and ``assign`` had made them (version 2, owner set, the
+    same audit data), so the chain verifies and the benchmarks start from a realistic ledger.
+    """
+    deadline = SEED_AT + timedelta(days=7)
+    report_data = audit.canonical_data(
+        ReportParams(unit=UNIT_KEY, title="压力表失效", category="thing", grade="general")
+        .model_dump(mode="json", exclude_none=True)
+    )
+    assign_data = audit.canonical_data(
+        AssignParams(owner=OWNER, deadline=deadline).model_dump(mode="json", exclude_none=True)
+    )
+    at = audit.format_at(SEED_AT)
+    ids: list[int] = []
+    with Session(engine, expire_on_commit=False) as session:
+        conn = session.connection()
+        people = dict(conn.execute(select(PERSON_TABLE.c.key, PERSON_TABLE.c.id)).all())
+        unit_id, enterprise_id = conn.execute(
+            select(UNIT_TABLE.c.id, UNIT_TABLE.c.enterprise_id).where(UNIT_TABLE.c.key == UNIT_KEY)
+        ).one()
+        first = (conn.execute(select(HAZARD_TABLE.c.id).order_by(HAZARD_TABLE.c.id.desc())).scalar()
+                 or 0) + 1
+        for start in range(first, first + count, _SEED_CHUNK):
+            chunk = range(start, min(start + _SEED_CHUNK, first + count))
+            rows = [
+                {
+                    "id": i, "code": f"YH-{i:06d}", "enterprise_id": enterprise_id,
+                    "unit_id": unit_id, "title": "压力表失效", "description": "", "category": "thing",
+                    "grade": "general", "location": "", "source": "ad_hoc", "state": "rectifying",
+                    "version": 2, "found_at": SEED_AT, "finder_id": people[OWNER],
+                    "owner_id": people[OWNER], "measures": "", "deadline": deadline,
+                    "escalation_level": 0, "created_at": SEED_AT, "updated_at": SEED_AT,
+                }
+                for i in chunk
+            ]
+            conn.execute(insert(HAZARD_TABLE), rows)
+            entries = [
+                audit.PendingEntry("hazard", i, f"YH-{i:06d}", "report", None, "reported", OWNER,
+                                   "inspector", at, None, report_data, None)
+                for i in chunk
+            ] + [
+                audit.PendingEntry("hazard", i, f"YH-{i:06d}", "assign", "reported", "rectifying",
+                                   MANAGER, "safety_officer", at, None, assign_data, None)
+                for i in chunk
+            ]
+            audit.append(conn, entries)
+            ids.extend(chunk)
+        session.commit()
+    return ids
+
+
+def check_chain(path: Path, expected: int) -> None:
+    """Untimed: the chain must verify and hold every transition, or the figures mean nothing."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            result = audit.verify(conn)
+    finally:
+        engine.dispose()
+    if not result.ok or result.count != expected:
+        raise AssertionError(f"{path.name}: chain {result.to_dict()}, expected {expected} rows")
+
+
+class Stopwatch:
+    """Wall-clock seconds summed over laps, optionally profiling just those laps.
+
+    Laps let a benchmark alternate blocks of the measured code and of its baseline, so both see
+    the same machine load: on a shared box the ratio then stays meaningful when absolutes drift.
+    """
+
+    def __init__(self, profile: bool = False) -> None:
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0  # this process's CPU time: less sensitive to a busy machine
+        self.profiler = cProfile.Profile() if profile else None
+
+    @contextmanager
+    def lap(self) -> Iterator[None]:
+        if self.profiler is not None:
+            self.profiler.enable()
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu
+            if self.profiler is not None:
+                self.profiler.disable()
+
+    def print_profile(self, label: str, top: int = 25) -> None:
+        """cProfile's top entries by own time and by cumulative time (figures are inflated)."""
+        if self.profiler is None:
+            return
+        out = io.StringIO()
+        stats = pstats.Stats(self.profiler, stream=out).strip_dirs()
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+        print(f"\n===== cProfile: {label} ({self.seconds:.2f}s under the profiler) =====")
+        print(out.getvalue(), flush=True)

@@ -1,0 +1,115 @@
+"""Run the benchmarks and print one table: ``.venv/bin/python -m bench.run [--quick]``.
+
+Each benchmark times the real code and a raw-SQL (or raw-hashlib) baseline in the same process on
+the same kind of file, so the ratio column stays meaningful on a slow or noisy machine where the
+absolute per-second figures do not. Exit status is 0 unless ``--strict`` and a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+
+import sqlalchemy
+
+from bench import audit_verify, fire_batch, fire_single
+from bench.common import Result
+
+BENCHMARKS: dict[str, Callable[[bool, bool], Result]] = {
+    fire_single.NAME: fire_single.run,
+    fire_batch.NAME: fire_batch.run,
+    audit_verify.NAME: audit_verify.run,
+}
+HEADER = ("benchmark", "n", "seconds", "per second", "baseline/s", "ratio", "cpu ratio", "target",
+          "verdict")
+
+
+def _rows(results: Sequence[Result | tuple[str, str]]) -> list[tuple[str, ...]]:
+    rows = []
+    for item in results:
+        if isinstance(item, tuple):
+            rows.append((item[0], "-", "-", "-", "-", "-", "-", "-", f"ERROR: {item[1]}"))
+            continue
+        rows.append((
+            item.name, f"{item.n:,}", f"{item.seconds:.2f}", f"{item.rate:,.0f}",
+            f"{item.baseline_rate:,.0f}", f"{item.ratio:.1%}",
+            "-" if item.cpu_ratio is None else f"{item.cpu_ratio:.1%}", item.target,
+            "PASS" if item.passed else "FAIL",
+        ))
+    return rows
+
+
+def table(results: Sequence[Result | tuple[str, str]]) -> str:
+    """A fixed-width table; numbers right-aligned so figures line up across runs."""
+    rows = [HEADER, *_rows(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    right = {1, 2, 3, 4, 5, 6}
+    lines = []
+    for k, row in enumerate(rows):
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths,
+                                                                                          strict=True))]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    notes = [f"  {r.name}: {r.notes}" for r in results if isinstance(r, Result) and r.notes]
+    return "\n".join([*lines, "", "notes:", *notes]) if notes else "\n".join(lines)
+
+
+def environment() -> str:
+    return (f"python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
+            f"SQLite {sqlite3.sqlite_version}, {platform.machine()} x{os.cpu_count()}, "
+            f"files in {tempfile.gettempdir()}, {load()}")
+
+
+def load() -> str:
+    """The 1/5/15-minute load average: absolutes on a shared box are only read next to it."""
+    try:
+        return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller n (about 30 s in all)")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run just these")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the measured (non-baseline) part under cProfile and print the "
+                             "top entries; the figures are then inflated by the profiler")
+    parser.add_argument("--tmpdir", help="where the scratch SQLite files go (default: system temp)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
+    args = parser.parse_args(argv)
+    if args.tmpdir:
+        tempfile.tempdir = args.tmpdir
+    print(f"safeloop benchmarks ({'quick' if args.quick else 'full'}): {environment()}", flush=True)
+    results: list[Result | tuple[str, str]] = []
+    started = time.perf_counter()
+    for name in args.only or list(BENCHMARKS):
+        print(f"  running {name} …", flush=True)
+        t0 = time.perf_counter()
+        try:
+            result = BENCHMARKS[name](args.quick, args.profile)
+        except Exception as exc:  # report and go on: one broken benchmark must not hide the rest
+            traceback.print_exc()
+            results.append((name, f"{type(exc).__name__}: {exc}"))
+            continue
+        results.append(result)
+        print(f"    {result.rate:,.0f}/s vs baseline {result.baseline_rate:,.0f}/s "
+              f"({time.perf_counter() - t0:.0f} s with setup)", flush=True)
+    print()
+    print(table(results))
+    print(f"\nratio = per second / baseline per second (wall clock); cpu ratio = the same over this "
+          f"process's CPU time\ntotal {time.perf_counter() - started:.0f} s, {load()}")
+    missed = any(not isinstance(r, Result) or not r.passed for r in results)
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
