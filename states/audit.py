@@ -160,8 +160,9 @@ def verify(conn: Connection, *, batch: int = 20_000) -> VerifyResult:
                 else:
                     seq, link, stored, canonical = row[0], row[13], row[14], encode(list(row[:14]))
                 if seq != expected_seq:
-                    reason = f"序号不连续：应为 {expected_seq}，实为 {seq}（有记录被删除或插入）"
-                    return VerifyResult(False, count, prev, seq, reason)
+                    reason = f"序号不连续：缺少第 {expected_seq} 条，下一条为第 {seq} 条（有记录被删除或插入）"
+                    bad = min(expected_seq, seq)  # the first seq that is missing (or duplicated)
+                    return VerifyResult(False, count, prev, bad, reason)
                 if link != prev:
                     reason = f"第 {seq} 条的 prev_hash 与上一条的哈希不符（链被改动或重排）"
                     return VerifyResult(False, count, prev, seq, reason)

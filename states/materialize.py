@@ -144,8 +144,9 @@ def _batch(
     try:
         conn = session.connection()
         dialect = sqlite if is_sqlite(str(conn.engine.url)) else postgresql
-        stmt = dialect.insert(TASK).from_select(_COLUMNS, source).on_conflict_do_nothing(
-            index_elements=["plan_id", "period_key"])
+        # No conflict target: two overlapping runs may collide on the plan+period key or on
+        # ``code`` (derived from it) first, depending on index order; both mean "already made".
+        stmt = dialect.insert(TASK).from_select(_COLUMNS, source).on_conflict_do_nothing()
         conn.execute(stmt)
         ids = list(conn.execute(select(TASK.c.id).where(TASK.c.batch == batch)
                                 .order_by(TASK.c.id)).scalars())
