@@ -1,7 +1,8 @@
 """Transactional outbox: notifications written in the same transaction as the transition.
 
 Sending happens later (flows/notifications); a failed send never undoes a transition.
-``recipient`` is a routing spec resolved at dispatch time (``person:KEY``, ``role:ROLE@UNIT``).
+``recipient`` is a routing spec resolved at dispatch time: ``person:<person id>``,
+``role:<role>@unit:<unit id>`` (holders of the role covering that unit), or ``role:<role>``.
 """
 
 from __future__ import annotations
