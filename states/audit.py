@@ -160,7 +160,8 @@ def verify(conn: Connection, *, batch: int = 20_000) -> VerifyResult:
                 else:
                     seq, link, stored, canonical = row[0], row[13], row[14], encode(list(row[:14]))
                 if seq != expected_seq:
-                    reason = f"序号不连续：缺少第 {expected_seq} 条，下一条为第 {seq} 条（有记录被删除或插入）"
+                    reason = (f"序号不连续：缺少第 {expected_seq} 条，下一条为第 {seq} 条"
+                              "（有记录被删除或插入）")
                     bad = min(expected_seq, seq)  # the first seq that is missing (or duplicated)
                     return VerifyResult(False, count, prev, bad, reason)
                 if link != prev:

@@ -320,23 +320,22 @@ def fire_many(
     refused requests are reported in the result and the rest are committed.
     """
     moment = as_utc(as_of) or utcnow()
-    at_text = audit.format_at(moment)
     result = BatchResult()
     try:
         conn = session.connection()
-        lookups = _Lookups(conn)
-        rows = _load_rows(workflow, conn, [r.entity for r in requests])
-        originals: dict[int, int] = {}  # id -> version when loaded
-        pending: list[audit.PendingEntry] = []
+        batch = _Batch(_Lookups(conn), moment, audit.format_at(moment), flow_run_id)
+        batch.rows[workflow] = _load_rows(workflow, conn, [r.entity for r in requests])
         planned: list[Planned] = []
         for request in requests:
+            rule = workflow.events.get(request.event)
+            if skip_refused and rule is not None and rule.cascade is not None:
+                raise ValueError(f"cascading event {rule.name} cannot run with skip_refused")
             # Only spawning events write before they are fully decided: guard those with a
             # savepoint so a refused one leaves no half-created entities in a skip_refused batch.
-            spawns = getattr(workflow.events.get(request.event), "spawn", None) is not None
+            spawns = rule is not None and rule.spawn is not None
             savepoint = conn.begin_nested() if skip_refused and spawns else None
             try:
-                planned += _plan_one(workflow, request, rows, lookups, moment, at_text,
-                                     flow_run_id, originals, pending)
+                planned += _plan_one(batch, workflow, request)
             except SafeloopError as exc:
                 if not skip_refused:
                     raise
@@ -346,14 +345,15 @@ def fire_many(
             else:
                 if savepoint is not None:
                     savepoint.commit()
-        _write_rows(workflow, conn, rows, originals, moment)
-        seqs = audit.append(conn, pending)
+        for flow, originals in batch.originals.items():
+            _write_rows(flow, conn, batch.rows[flow], originals, moment)
+        seqs = audit.append(conn, batch.pending)
         outbox: list[dict[str, Any]] = []
         for seq, (flow, rule, subject, ctx, row, from_state, to_state) in zip(
                 seqs, planned, strict=True):
             outbox += _outbox_rows(flow, rule, subject, ctx, row, to_state, seq)
-            if flow is not workflow:
-                continue  # a spawned entity: its own audit and outbox rows, not in this result
+            if flow is not workflow or from_state is None:
+                continue  # spawned or cascaded: its own audit and outbox rows, not this result
             result.applied.append(
                 FireResult(row["id"], row["code"], rule.name, from_state, to_state,
                            row["version"], ctx.role, seq)
@@ -367,22 +367,33 @@ def fire_many(
     return result
 
 
-def _plan_one(
-    workflow: Workflow,
-    request: FireRequest,
-    rows: dict[int | str, dict[str, Any]],
-    lookups: _Lookups,
-    moment: datetime,
-    at_text: str,
-    flow_run_id: str | None,
-    originals: dict[int, int],
-    pending: list[audit.PendingEntry],
-) -> list[Planned]:
+@dataclass
+class _Batch:
+    """One transaction's working set: rows per workflow, their loaded versions, audit entries."""
+
+    lookups: _Lookups
+    moment: datetime
+    at_text: str
+    flow_run_id: str | None
+    rows: dict[Workflow, dict[int | str, dict[str, Any]]] = field(default_factory=dict)
+    originals: dict[Workflow, dict[int, int]] = field(default_factory=dict)
+    pending: list[audit.PendingEntry] = field(default_factory=list)
+
+    def row(self, workflow: Workflow, entity: int | str) -> dict[str, Any] | None:
+        rows = self.rows.setdefault(workflow, {})
+        if entity not in rows:
+            rows.update(_load_rows(workflow, self.lookups.conn, [entity]))
+        return rows.get(entity)
+
+
+def _plan_one(batch: _Batch, workflow: Workflow, request: FireRequest) -> list[Planned]:
     """Decide one request against the in-memory row (so a batch sees its own earlier events).
 
-    Entities the event spawns are inserted now and planned after it, so their audit rows follow.
+    Entities the event spawns are inserted now and planned after it, so their audit rows
+    follow; events it cascades to other entities are then planned as the system actor.
     """
-    row = rows.get(request.entity)
+    lookups, moment = batch.lookups, batch.moment
+    row = batch.row(workflow, request.entity)
     if row is None:
         raise NotFound(f"{workflow.label}「{request.entity}」不存在", entity=request.entity)
     rule = workflow.events.get(request.event)
@@ -409,19 +420,23 @@ def _plan_one(
     changes = rule.effect(subject, ctx) if rule.effect else {}
     entries = [audit.PendingEntry(
         workflow.name, row["id"], row["code"], rule.name, state, to_state, actor.key, role,
-        at_text, request.comment, audit.canonical_data(audit_data), flow_run_id,
+        batch.at_text, request.comment, audit.canonical_data(audit_data), batch.flow_run_id,
     )]
     plans: list[Planned] = [(workflow, rule, subject, ctx, row, state, to_state)]
     for spawn in rule.spawn(subject, ctx) if rule.spawn else []:
         spawned, entry = _plan_create(
             lookups.conn, lookups, spawn.workflow, actor.key, spawn.data, None, None,
-            moment, flow_run_id)
+            moment, batch.flow_run_id)
         plans.append(spawned)
         entries.append(entry)
-    originals.setdefault(row["id"], row["version"])
+    batch.originals.setdefault(workflow, {}).setdefault(row["id"], row["version"])
     row.update(changes, state=to_state, version=row["version"] + 1, updated_at=moment)
     row.setdefault("_dirty", set()).update(changes)
-    pending.extend(entries)
+    batch.pending.extend(entries)
+    for follow in rule.cascade(subject, ctx) if rule.cascade else []:
+        because = f"因{_label(workflow, row)}「{rule.label}」"
+        plans += _plan_one(batch, follow.workflow, FireRequest(
+            follow.entity, follow.event, SYSTEM_ACTOR, None, because, follow.data))
     return plans
 
 

@@ -61,6 +61,17 @@ Guard = Callable[[Subject, Context], str | None]  # returns a zh-CN refusal, or 
 Effect = Callable[[Subject, Context], dict[str, Any]]  # returns column changes
 Notify = Callable[[Subject, Context], list[str]]  # returns recipient specs for the outbox
 Spawner = Callable[[Subject, Context], "list[Spawn]"]  # entities to create with the event
+Cascader = Callable[[Subject, Context], "list[Cascade]"]  # events it fires on other entities
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """An event fired on another entity in the same transaction, by the system actor."""
+
+    workflow: Workflow
+    entity: int
+    event: str
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class EventRule:
     notify: Notify | None = None
     requires_reason: bool = False
     spawn: Spawner | None = None
+    cascade: Cascader | None = None
 
 
 @dataclass
@@ -99,6 +111,12 @@ class Workflow:
     # True when rows are created set-wise (one audit row per batch, ``batch`` column) rather
     # than one create event each: replay then starts them in the create event's state.
     materialized: bool = False
+    # "unit": rows carry unit_id/enterprise_id (roles from the unit tree and jurisdiction);
+    # "jurisdiction": rows carry jurisdiction_id only (regulators' own plans).
+    scope: str = "unit"
+
+    def __hash__(self) -> int:  # workflows are singletons: identity is enough
+        return id(self)
 
     @cached_property
     def machine(self) -> Machine:
