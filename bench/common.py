@@ -57,6 +57,8 @@ class Result:
     target_ratio: float | None = None
     notes: str = ""
     cpu_ratio: float | None = None  # the same ratio over CPU time, for a loaded machine
+    max_seconds: float | None = None  # a wall-clock budget for one run of the measured code
+    max_extra_seconds: float | None = None  # seconds - baseline_seconds must stay within this
 
     @property
     def rate(self) -> float:
@@ -72,24 +74,38 @@ class Result:
 
     @classmethod
     def of(cls, name: str, n: int, measured: Stopwatch, baseline: Stopwatch, target_rate: float,
-           target_ratio: float | None = None, notes: str = "") -> Result:
+           target_ratio: float | None = None, notes: str = "", *, runs: int = 1,
+           max_seconds: float | None = None, max_extra_seconds: float | None = None) -> Result:
+        """``runs`` laps of ``n`` items each: the seconds shown are the mean of one run."""
         cpu_ratio = (baseline.cpu_seconds / measured.cpu_seconds
                      if measured.cpu_seconds and baseline.cpu_seconds else None)
-        return cls(name, n, measured.seconds, baseline.seconds, target_rate, target_ratio, notes,
-                   cpu_ratio)
+        return cls(name, n, measured.seconds / runs, baseline.seconds / runs, target_rate,
+                   target_ratio, notes, cpu_ratio, max_seconds, max_extra_seconds)
 
     @property
     def passed(self) -> bool:
         if self.rate < self.target_rate:
             return False
-        return self.target_ratio is None or self.ratio >= self.target_ratio
+        if self.target_ratio is not None and self.ratio < self.target_ratio:
+            return False
+        if self.max_seconds is not None and self.seconds > self.max_seconds:
+            return False
+        return (self.max_extra_seconds is None
+                or self.seconds - self.baseline_seconds <= self.max_extra_seconds)
 
     @property
     def target(self) -> str:
-        text = f">= {self.target_rate:,.0f}/s"
+        """Rate targets read as rates; time budgets (``max_*``) read as seconds and slowdowns."""
+        timed = self.max_seconds is not None or self.max_extra_seconds is not None
+        parts = [f">= {self.target_rate:,.0f}/s"] if self.target_rate or not timed else []
+        if self.max_seconds is not None:
+            parts.append(f"<= {self.max_seconds:g} s")
         if self.target_ratio is not None:
-            text += f", >= {self.target_ratio:.0%} of baseline"
-        return text
+            parts.append(f"<= {1 / self.target_ratio:.3g}x baseline time" if timed
+                         else f">= {self.target_ratio:.0%} of baseline")
+        if self.max_extra_seconds is not None:
+            parts.append(f"<= baseline + {self.max_extra_seconds:g} s")
+        return ", ".join(parts)
 
 
 @contextmanager
@@ -122,10 +138,21 @@ def raw_connect(path: Path) -> sqlite3.Connection:
 def clone_database(engine: Engine, src: Path, dst: Path) -> None:
     """Copy a seeded file (WAL checkpointed first) so the baseline starts from identical data."""
     engine.dispose()
+    copy_database(src, dst)
+
+
+def copy_database(src: Path, dst: Path) -> None:
+    """Copy a file nobody holds open any more, its WAL checkpointed into it first."""
     conn = raw_connect(src)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     shutil.copyfile(src, dst)
+
+
+def remove_database(path: Path) -> None:
+    """Delete a scratch file with its WAL and shared-memory files (big fixtures fill /tmp)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def seed_rectifying(engine: Engine, count: int) -> list[int]:

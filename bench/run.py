@@ -19,13 +19,26 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy
 
-from bench import audit_verify, fire_batch, fire_single
+from bench import (
+    audit_verify,
+    dispatch,
+    fire_batch,
+    fire_single,
+    flow_overhead,
+    materialize,
+    sweep,
+)
 from bench.common import Result
 
-BENCHMARKS: dict[str, Callable[[bool, bool], Result]] = {
+# A benchmark returns one Result, or several (one per size) that share its name as a prefix.
+BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     fire_single.NAME: fire_single.run,
     fire_batch.NAME: fire_batch.run,
     audit_verify.NAME: audit_verify.run,
+    materialize.NAME: materialize.run,
+    sweep.NAME: sweep.run,
+    dispatch.NAME: dispatch.run,
+    flow_overhead.NAME: flow_overhead.run,  # last: it imports Prefect, starts its server
 }
 HEADER = ("benchmark", "n", "seconds", "per second", "baseline/s", "ratio", "cpu ratio", "target",
           "verdict")
@@ -95,14 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  running {name} …", flush=True)
         t0 = time.perf_counter()
         try:
-            result = BENCHMARKS[name](args.quick, args.profile)
+            returned = BENCHMARKS[name](args.quick, args.profile)
         except Exception as exc:  # report and go on: one broken benchmark must not hide the rest
             traceback.print_exc()
             results.append((name, f"{type(exc).__name__}: {exc}"))
             continue
-        results.append(result)
-        print(f"    {result.rate:,.0f}/s vs baseline {result.baseline_rate:,.0f}/s "
-              f"({time.perf_counter() - t0:.0f} s with setup)", flush=True)
+        for result in returned if isinstance(returned, list) else [returned]:
+            results.append(result)
+            print(f"    {result.name}: {result.seconds:.2f} s, {result.rate:,.0f}/s vs baseline "
+                  f"{result.baseline_seconds:.2f} s, {result.baseline_rate:,.0f}/s", flush=True)
+        print(f"    ({time.perf_counter() - t0:.0f} s with setup)", flush=True)
     print()
     print(table(results))
     print(f"\nratio = per second / baseline per second (wall clock); cpu ratio = the same over this "

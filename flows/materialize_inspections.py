@@ -8,7 +8,9 @@ from typing import Any
 from prefect import flow, task
 
 from flows.common import calendar_for, flow_run_id, resolve_as_of, session_for, settings_for
+from states import regulator_plans
 from states.materialize import materialize
+from states.stat_report import materialize_reports
 
 
 @task(name="materialize-batch")
@@ -16,13 +18,16 @@ def materialize_task(as_of: datetime, database_url: str | None,
                      enterprise_ids: list[int] | None, run_id: str | None) -> dict[str, Any]:
     settings = settings_for(database_url)
     with session_for(settings) as session:
+        regulator_plans.sync(session, as_of=as_of, flow_run_id=run_id)
+        reports = materialize_reports(session, as_of=as_of, zone=settings.timezone,
+                                      flow_run_id=run_id)
         report = materialize(
             session, as_of=as_of, zone=settings.timezone, calendar=calendar_for(settings),
             flow_run_id=run_id, batch_size=settings.materialize_batch_size,
             enterprise_ids=enterprise_ids,
         )
     return {"created": report.created, "total": report.total, "batches": report.batches,
-            "warnings": report.warnings}
+            "warnings": report.warnings, "stat_reports": reports}
 
 
 @flow(name="materialize-inspections", log_prints=True)

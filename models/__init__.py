@@ -4,10 +4,13 @@ from models.audit import AuditCheckpoint, AuditEntry, AuditHead
 from models.evidence import Evidence
 from models.hazard import Hazard
 from models.inspection import ChecklistItem, ChecklistTemplate, InspectionPlan, InspectionTask
+from models.notification import Delivery
 from models.org import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.outbox import OutboxMessage
+from models.supervision import AnnualPlan, Listing, StatReport, SuspensionOrder
 
 __all__ = [
+    "AnnualPlan",
     "AuditCheckpoint",
     "AuditEntry",
     "ChecklistItem",
@@ -15,13 +18,17 @@ __all__ = [
     "InspectionPlan",
     "InspectionTask",
     "AuditHead",
+    "Delivery",
     "Department",
     "Enterprise",
     "Evidence",
     "Hazard",
     "Jurisdiction",
+    "Listing",
     "OutboxMessage",
     "Person",
     "RoleGrant",
+    "StatReport",
+    "SuspensionOrder",
     "Unit",
 ]

@@ -51,6 +51,7 @@ class Hazard(SQLModel, table=True):
         default=None, sa_column=_ts(nullable=True), description="the deadline last reminded of")
     cancel_reason: str | None = Field(default=None)
     inspection_task_id: int | None = Field(default=None, index=True)
+    listing_id: int | None = Field(default=None, index=True)
     checklist_item: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     updated_at: datetime = Field(sa_column=_ts(nullable=False))

@@ -55,6 +55,9 @@ class InspectionPlan(SQLModel, table=True):
     assignee_id: int | None = Field(default=None, foreign_key="person.id")
     assignee_role: str | None = Field(default=None, max_length=32)
     calendar_mode: str = Field(default="all_days", max_length=16)
+    source: str = Field(default="inspection", max_length=16,
+                        description="hazard source for failed items: inspection or regulator")
+    annual_plan_id: int | None = Field(default=None, foreign_key="annual_plan.id")
     active_from: date = Field(sa_column=Column(Date, nullable=False))
     active_until: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -7,7 +7,7 @@ below it" is one prefix test.
 
 from __future__ import annotations
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -53,6 +53,8 @@ class Person(SQLModel, table=True):
     name: str = Field(max_length=100)
     phone: str | None = Field(default=None, max_length=32)
     email: str | None = Field(default=None, max_length=200)
+    # the person's own notification channels (Apprise URLs, JSON list) from the org file
+    channels: str | None = Field(default=None, sa_type=Text)
 
 
 class RoleGrant(SQLModel, table=True):

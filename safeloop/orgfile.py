@@ -7,13 +7,14 @@ nothing is written unless the whole file is valid.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlmodel import Session
 
@@ -81,6 +82,16 @@ class RoleIn(BaseModel):
         return self
 
 
+def _channel_url(url: str) -> str:
+    """A person's own notification channel: an Apprise URL (secrets as ${ENV_VAR})."""
+    from notifications.routing import url_problem
+
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(f"通知地址 {url}：{problem}")
+    return url
+
+
 class PersonIn(BaseModel):
     model_config = _STRICT
     id: str = Field(pattern=KEY)
@@ -88,6 +99,7 @@ class PersonIn(BaseModel):
     phone: str | None = None
     email: str | None = None
     roles: list[RoleIn] = []
+    channels: list[Annotated[str, AfterValidator(_channel_url)]] = []
 
 
 class OrgFile(BaseModel):
@@ -212,7 +224,9 @@ def _write(w: _Writer, org: OrgFile) -> None:
         _write_units(w, ut, eid, e.units, None, "/", ["enterprises", i], units, seen_units)
     people = w.ids(pt)
     for i, p in enumerate(org.people):
-        pid = w.upsert("person", pt, p.id, {"name": p.name, "phone": p.phone, "email": p.email})
+        channels = json.dumps(p.channels, ensure_ascii=False) if p.channels else None
+        pid = w.upsert("person", pt, p.id, {"name": p.name, "phone": p.phone, "email": p.email,
+                                            "channels": channels})
         people[p.id] = pid
         wanted = set()
         for k, r in enumerate(p.roles):

@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     due_soon_hours: int = 24
     sweep_batch_size: int = 5_000
     materialize_batch_size: int = 50_000
+    # Notifications (notifications/, flow dispatch-notifications): the routing file (YAML; URLs
+    # may use ${ENV_VAR} for secrets), optional template overrides, retries and concurrency.
+    notify_routing: Path | None = None
+    notify_templates: Path | None = None
+    notify_max_attempts: int = 8
+    notify_backoff_s: float = 30.0  # first retry after this, doubling each time …
+    notify_backoff_max_s: float = 3600.0  # … up to this
+    notify_concurrency: int = 16
+    notify_batch_size: int = 200
+    notify_timeout_s: float = 10.0
+    notify_lease_s: float = 300.0
+    notify_digest_time: str | None = "08:00"  # local time the day's due-soon digest goes out
+    notify_run_budget_s: float = 50.0  # one scheduled run stops claiming after this
 
 
 @lru_cache(maxsize=1)

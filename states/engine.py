@@ -16,7 +16,17 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, Update, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    Select,
+    Update,
+    bindparam,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlmodel import Session
 
 from models import Enterprise, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
@@ -140,13 +150,22 @@ class _Lookups:
 
 @cache
 def _loaders(table: Any, lock: bool) -> tuple[Select[Any], Select[Any], Select[Any]]:
-    """(base, by id, by code) statements for a workflow table, built once per table and dialect."""
-    stmt = (
-        select(table, UNIT.c.path.label("_unit_path"), JURISDICTION.c.path.label("_jur_path"))
-        .join(UNIT, UNIT.c.id == table.c.unit_id)
-        .join(ENTERPRISE, ENTERPRISE.c.id == table.c.enterprise_id)
-        .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
-    )
+    """(base, by id, by code) statements for a workflow table, built once per table and dialect.
+
+    Unit-scoped rows bring their unit's and jurisdiction's paths (for role coverage);
+    jurisdiction-scoped rows (no unit_id) only their jurisdiction's.
+    """
+    if "unit_id" in table.c:
+        stmt = (
+            select(table, UNIT.c.path.label("_unit_path"), JURISDICTION.c.path.label("_jur_path"))
+            .join(UNIT, UNIT.c.id == table.c.unit_id)
+            .join(ENTERPRISE, ENTERPRISE.c.id == table.c.enterprise_id)
+            .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
+        )
+    else:
+        stmt = select(table, literal("").label("_unit_path"),
+                      JURISDICTION.c.path.label("_jur_path")).join(
+            JURISDICTION, JURISDICTION.c.id == table.c.jurisdiction_id)
     if lock:
         stmt = stmt.with_for_update(of=table)
     keys = bindparam("keys", expanding=True)
@@ -473,6 +492,33 @@ def _versioned_update(table: Any, columns: tuple[str, ...]) -> Update:
     )
 
 
+def scope_of_new(
+    conn: Connection, workflow: Workflow, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Where a new entity lives (its unit, or its jurisdiction): the row stub for role checks,
+    the scope columns to insert, and how to name it in messages."""
+    stub: dict[str, Any] = {"state": None, "code": "", "plan": None}
+    if workflow.scope == "jurisdiction":
+        key = data.get("jurisdiction")
+        found = conn.execute(select(JURISDICTION.c.id, JURISDICTION.c.path)
+                             .where(JURISDICTION.c.key == str(key))).first()
+        if found is None:
+            raise NotFound(f"辖区「{key}」不存在", jurisdiction=key)
+        stub.update(jurisdiction_id=found[0], _unit_path="", _jur_path=found[1])
+        return stub, {"jurisdiction_id": found[0]}, f"辖区「{key}」的{workflow.label}"
+    unit_key = data.get("unit")
+    unit = conn.execute(
+        select(UNIT.c.id, UNIT.c.path, UNIT.c.enterprise_id, JURISDICTION.c.path)
+        .join(ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id)
+        .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
+        .where(UNIT.c.key == str(unit_key))
+    ).first()
+    if unit is None:
+        raise NotFound(f"单位「{unit_key}」不存在", unit=unit_key)
+    stub.update(unit_id=unit[0], enterprise_id=unit[2], _unit_path=unit[1], _jur_path=unit[3])
+    return stub, {"unit_id": unit[0], "enterprise_id": unit[2]}, f"单位「{unit_key}」的{workflow.label}"
+
+
 def _plan_create(
     conn: Connection,
     lookups: _Lookups,
@@ -486,28 +532,15 @@ def _plan_create(
 ) -> tuple[Planned, audit.PendingEntry]:
     """Check and insert a new entity through its create event; return its plan and audit entry."""
     rule = workflow.create_event
-    unit_key = data.get("unit")
-    unit = conn.execute(
-        select(UNIT.c.id, UNIT.c.path, UNIT.c.enterprise_id, JURISDICTION.c.path)
-        .join(ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id)
-        .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
-        .where(UNIT.c.key == str(unit_key))
-    ).first()
-    if unit is None:
-        raise NotFound(f"单位「{unit_key}」不存在", unit=unit_key)
+    row, scope_values, what = scope_of_new(conn, workflow, data)
     who = lookups.actor(actor)
-    row: dict[str, Any] = {
-        "unit_id": unit[0], "enterprise_id": unit[2], "_unit_path": unit[1],
-        "_jur_path": unit[3], "state": None, "code": "", "plan": None,
-    }
-    what = f"单位「{unit_key}」的{workflow.label}"
     subject, ctx, used_role, audit_data = _decide(
         workflow, rule, row, None, role, who, comment, data, lookups, moment, what
     )
     to_state = rule.branches[0].dest
     values = {
-        **(rule.effect(subject, ctx) if rule.effect else {}),
-        "unit_id": unit[0], "enterprise_id": unit[2], "state": to_state, "version": 1,
+        **(rule.effect(subject, ctx) if rule.effect else {}), **scope_values,
+        "state": to_state, "version": 1,
         "code": f"tmp-{uuid.uuid4().hex[:24]}", "created_at": moment, "updated_at": moment,
     }
     table = workflow.table

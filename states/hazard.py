@@ -37,6 +37,7 @@ STATES: dict[str, str] = {
     "planning": "制定治理方案",
     "rectifying": "整改中",
     "pending_acceptance": "待验收",
+    "accepted": "验收通过待销号（挂牌督办中）",
     "closed": "已销号",
     "cancelled": "已撤销",
 }
@@ -122,6 +123,11 @@ class EscalateParams(BaseModel):
 
 class EmptyParams(BaseModel):
     model_config = _STRICT
+
+
+class ListingLink(BaseModel):
+    model_config = _STRICT
+    listing_id: int
 
 
 # ---- guards: each returns a zh-CN refusal or None ------------------------------------------
@@ -245,8 +251,21 @@ def on_fix_on_spot(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {**on_submit(subject, ctx), "owner_id": ctx.actor_id}
 
 
-def on_accept(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"accepted_by_id": ctx.actor_id, "accepted_at": ctx.as_of, "closed_at": ctx.as_of}
+def on_accept(subject: Subject, ctx: Context) -> dict[str, Any]:
+    closed = ctx.as_of if subject.state == "closed" else None  # a listed one awaits delisting
+    return {"accepted_by_id": ctx.actor_id, "accepted_at": ctx.as_of, "closed_at": closed}
+
+
+def on_link_listing(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"listing_id": subject.data["listing_id"]}
+
+
+def on_close(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"closed_at": ctx.as_of}
+
+
+def _is_listed(subject: Subject) -> bool:
+    return subject.row.get("listing_id") is not None
 
 
 def on_reinspect(_subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -348,7 +367,8 @@ _events = [
     EventRule("reinspect", "复查", ("pending_acceptance",), STAY,
               ("inspector", "safety_officer", "unit_head", "principal", "regulator"),
               ReinspectParams, (not_self_acceptance,), on_reinspect),
-    EventRule("accept", "验收销号", ("pending_acceptance",), (Branch("closed"),),
+    EventRule("accept", "验收销号", ("pending_acceptance",),
+              (Branch("accepted", _is_listed), Branch("closed")),
               ("principal", "regulator", "unit_head", "safety_officer"), EmptyParams,
               (not_self_acceptance, designated_acceptor, major_needs_principal), on_accept,
               notify_owner),
@@ -366,6 +386,10 @@ _events = [
               ("principal", "unit_head", "regulator"), ExtendParams,
               (deadline_in_future, deadline_later_than_current), on_extend, notify_owner,
               requires_reason=True),
+    EventRule("link_listing", "挂牌督办", OPEN_STATES, STAY, ("system",), ListingLink, (),
+              on_link_listing, notify_managers),
+    EventRule("close", "督办销号后销号", ("accepted",), (Branch("closed"),), ("system",),
+              EmptyParams, (), on_close, notify_owner),
     EventRule("remind_due", "到期提醒", ("planning", "rectifying"), STAY, ("system",),
               EmptyParams, (not_yet_reminded,), on_remind, notify_owner),
     EventRule("escalate", "逾期升级", OPEN_STATES, STAY,

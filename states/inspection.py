@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from models import ChecklistItem, InspectionTask, Unit
+from models import ChecklistItem, InspectionPlan, InspectionTask, Unit
 from models.db import as_utc
 from models.enums import HazardGrade, HazardSource
 from states.hazard import HAZARD, EvidenceRef
@@ -35,6 +35,7 @@ STATES: dict[str, str] = {
 OPEN_STATES = ("scheduled", "in_progress")
 ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]
 UNIT = Unit.__table__  # type: ignore[attr-defined]
+PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -69,6 +70,16 @@ def checklist(ctx: Context, template_id: int) -> dict[str, dict[str, Any]]:
         ).mappings()
         ctx.memo[key] = {r["code"]: dict(r) for r in rows}
     return ctx.memo[key]  # type: ignore[no-any-return]
+
+
+def plan_source(ctx: Context, plan_id: int) -> str:
+    """A regulator's plan makes regulator-sourced hazards; an enterprise's, inspection ones."""
+    key = ("plan_source", plan_id)
+    if key not in ctx.memo:
+        ctx.memo[key] = ctx.conn.execute(
+            select(PLAN.c.source).where(PLAN.c.id == plan_id)).scalar() or (
+            HazardSource.inspection.value)
+    return str(ctx.memo[key])
 
 
 def unit_key(ctx: Context, unit_id: int) -> str:
@@ -164,7 +175,7 @@ def hazards_for_failures(subject: Subject, ctx: Context) -> list[Spawn]:
             "category": item["category"],
             "grade": str(grade),
             "location": result["location"],
-            "source": HazardSource.inspection.value,
+            "source": plan_source(ctx, subject.row["plan_id"]),
             "inspection_task_id": subject.row["id"],
             "checklist_item": item["code"],
             "evidence": result["evidence"],
@@ -181,8 +192,8 @@ def notify_inspector(subject: Subject, _ctx: Context) -> list[str]:
     return [f"person:{inspector}"] if inspector else []
 
 
-INSPECTORS = ("inspector", "safety_officer", "unit_head")
-REVIEWERS = ("unit_head", "safety_officer", "principal")
+INSPECTORS = ("inspector", "safety_officer", "unit_head", "regulator")
+REVIEWERS = ("unit_head", "safety_officer", "principal", "regulator")
 CANCELLERS = ("unit_head", "safety_officer", "principal")
 
 _events = [

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from states.annual_plan import ANNUAL_PLAN
 from states.errors import InvalidInput
 from states.hazard import HAZARD
 from states.inspection import INSPECTION
+from states.listing import LISTING
+from states.stat_report import STAT_REPORT
+from states.suspension import SUSPENSION
 from states.workflow import Workflow
 
-WORKFLOWS: dict[str, Workflow] = {HAZARD.name: HAZARD, INSPECTION.name: INSPECTION}
+WORKFLOWS: dict[str, Workflow] = {
+    w.name: w for w in (HAZARD, INSPECTION, LISTING, SUSPENSION, ANNUAL_PLAN, STAT_REPORT)
+}
 
 
 def get_workflow(name: str) -> Workflow:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from models import AuditEntry, Person
+from states.engine import scope_of_new
 from states.registry import WORKFLOWS
 from states.workflow import Context, Subject, Workflow, validate_params
 
@@ -49,10 +50,11 @@ class ReplayReport:
 def replay(conn: Connection) -> ReplayReport:
     report = ReplayReport()
     people = dict(conn.execute(select(Person.key, Person.id)).all())  # type: ignore[call-overload]
+    memo: dict[Any, Any] = {}
     for name, workflow in WORKFLOWS.items():
         pending: dict[int, dict[str, Any]] = {}
         for entity_id, rows in _entity_streams(conn, name):
-            pending[entity_id] = _replay_entity(workflow, rows, people, report)
+            pending[entity_id] = _replay_entity(workflow, rows, people, report, conn, memo)
             if len(pending) >= _CHUNK:
                 _compare(conn, workflow, pending, report)
                 pending = {}
@@ -82,7 +84,8 @@ def _entity_streams(conn: Connection, entity_type: str) -> Iterator[tuple[int, l
 
 
 def _replay_entity(
-    workflow: Workflow, rows: list[Any], people: dict[str, int], report: ReplayReport
+    workflow: Workflow, rows: list[Any], people: dict[str, int], report: ReplayReport,
+    conn: Connection, memo: dict[Any, Any],
 ) -> dict[str, Any]:
     entity_id, code = rows[0][0], rows[0][1]
     state: dict[str, Any] = {"id": entity_id, "code": code, "state": None, "version": 0,
@@ -110,9 +113,10 @@ def _replay_entity(
         values = params.model_dump() if params is not None else {}
         subject = Subject(state=state["state"], row=state, data=values, comment=comment)
         moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        ctx = Context(actor, people.get(actor), role, moment, lambda key: people[key])
+        ctx = Context(actor, people.get(actor), role, moment, lambda key: people[key], conn, memo)
         if rule is workflow.create_event:
             dest: str | None = rule.branches[0].dest
+            state.update(scope_of_new(conn, workflow, values)[1])  # unit/jurisdiction ids
         else:
             dest = workflow.destination(subject, event) if state["state"] in rule.sources else None
         if dest != to_state:

@@ -15,18 +15,23 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from models import Hazard, InspectionTask
+from models import Hazard, InspectionTask, Listing, StatReport
 from models.db import as_utc, utcnow
 from models.enums import HazardGrade
 from states import engine
+from states.clock import working_days_until
 from states.engine import FireRequest
 from states.hazard import HAZARD
 from states.inspection import INSPECTION
 from states.inspection import OPEN_STATES as OPEN_TASKS
+from states.listing import DUTIES, LISTING, RULES
+from states.stat_report import STAT_REPORT
 from states.workflow import Workflow
 
 HAZ = Hazard.__table__  # type: ignore[attr-defined]
 TASK = InspectionTask.__table__  # type: ignore[attr-defined]
+LST = Listing.__table__  # type: ignore[attr-defined]
+RPT = StatReport.__table__  # type: ignore[attr-defined]
 SYSTEM = engine.SYSTEM_ACTOR
 RECTIFYING = ("planning", "rectifying")
 TOP_LEVEL = 3
@@ -38,10 +43,15 @@ class SweepReport:
     escalations: dict[int, int] = field(default_factory=dict)  # level -> events
     missed: int = 0
     refused: int = 0
+    duties_overdue: int = 0
+    reports_overdue: int = 0
+    listing_escalations: dict[int, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {"reminders": self.reminders, "escalations": self.escalations,
-                "missed": self.missed, "refused": self.refused}
+                "missed": self.missed, "refused": self.refused,
+                "duties_overdue": self.duties_overdue, "reports_overdue": self.reports_overdue,
+                "listing_escalations": self.listing_escalations}
 
 
 def target_level(grade: str, deadline: datetime, as_of: datetime,
@@ -99,7 +109,41 @@ def sweep(
     ).order_by(TASK.c.id)
     requests = [FireRequest(i, "miss", SYSTEM) for i in _ids(session, ended)]
     report.missed = _fire(session, INSPECTION, requests, moment, batch_size, flow_run_id, report)
+    _sweep_listings(session, moment, enterprise_ids, batch_size, flow_run_id, report)
+    late = select(RPT.c.id).where(RPT.c.state == "due", RPT.c.due_at <= moment, *(
+        [RPT.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else []))
+    requests = [FireRequest(i, "mark_overdue", SYSTEM) for i in _ids(session, late)]
+    report.reports_overdue = _fire(session, STAT_REPORT, requests, moment, batch_size,
+                                   flow_run_id, report)
     return report
+
+
+def _sweep_listings(session: Session, moment: datetime, enterprise_ids: Sequence[int] | None,
+                    batch_size: int, flow_run_id: str | None, report: SweepReport) -> None:
+    """Listed supervision: record each missed statutory duty once; escalate overdue listings
+    (督办函 → 约谈 → 移送处罚) by working days past their rectification deadline."""
+    scope = [LST.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else []
+    requests = []
+    for duty, (due, done, overdue, _label, states) in DUTIES.items():
+        pending = [LST.c[done].is_(None)] if done else []
+        stmt = select(LST.c.id).where(LST.c.state.in_(states), LST.c[due] <= moment,
+                                      LST.c[overdue].is_(None), *pending, *scope)
+        requests += [FireRequest(i, "duty_overdue", SYSTEM, data={"duty": duty})
+                     for i in _ids(session, stmt)]
+    report.duties_overdue = _fire(session, LISTING, requests, moment, batch_size, flow_run_id,
+                                  report)
+    overdue = select(LST.c.id, LST.c.deadline, LST.c.escalation_level).where(
+        LST.c.state == "listed", LST.c.deadline <= moment,
+        LST.c.escalation_level < TOP_LEVEL, *scope).order_by(LST.c.id)
+    requests = []
+    for lid, deadline, level in session.connection().execute(overdue).all():
+        late = working_days_until(as_utc(deadline), moment)
+        target = sum(1 for days in RULES.ladder_days if late >= days)
+        for step in range(level + 1, target + 1):
+            requests.append(FireRequest(lid, "escalate", SYSTEM, data={"level": step}))
+            report.listing_escalations[step] = report.listing_escalations.get(step, 0) + 1
+    session.rollback()
+    _fire(session, LISTING, requests, moment, batch_size, flow_run_id, report)
 
 
 def _ids(session: Session, stmt: object) -> list[int]:

@@ -109,7 +109,8 @@ def test_deploy_and_worker_run_audit_checkpoint(tmp_path: Path) -> None:
             deployed = prefect(env, "--no-prompt", "deploy", "--all", timeout=180)
             assert (ROOT / "prefect.yaml").read_bytes() == prefect_yaml  # --no-prompt saved nothing
             names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
-            assert names == {"materialize-inspections", "sweep-deadlines", "audit-checkpoint"}, \
+            assert names == {"materialize-inspections", "sweep-deadlines", "audit-checkpoint",
+                             "dispatch-notifications"}, \
                 deployed.stdout
 
             run = prefect(env, "deployment", "run", DEPLOYMENT)

@@ -133,7 +133,9 @@ def test_sweep_killed_midway_then_rerun(base: Session, db_url: str, tmp_path: Pa
     verify_and_replay(base)
 
     again = sweep(base, as_of=SWEEP_AT, batch_size=1_000)
-    assert again.to_dict() == {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0}
+    assert again.to_dict() == {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0,
+                              "duties_overdue": 0, "listing_escalations": {},
+                              "reports_overdue": 0}
 
 
 # ---- repeated sweeps ------------------------------------------------------------------------

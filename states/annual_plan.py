@@ -1,0 +1,197 @@
+"""A regulator's annual supervision-inspection plan (年度监督检查计划) as data.
+
+    draft ─file (备案 with the 安委办)─▶ filed ─activate─▶ active ─close─▶ closed
+    update_entries (draft), refresh (active): recompute frequencies
+
+Entries list enterprises and a yearly frequency; an enterprise with an open major hazard or an
+active listing gets at least twice its base frequency (加大监督检查频次), with the reason shown.
+An active plan becomes inspection plans (source = regulator) that the daily materialisation
+turns into tasks; their failed items open hazards with source = regulator.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, func, select
+
+from models import AnnualPlan, Department, Enterprise, Hazard, Jurisdiction, Listing
+from models.enums import HazardGrade
+from states.hazard import OPEN_STATES as OPEN_HAZARD
+from states.listing import ACTIVE as ACTIVE_LISTING
+from states.workflow import Branch, Context, EventRule, Subject, Workflow
+
+STATES = {"draft": "草拟", "filed": "已备案", "active": "执行中", "closed": "已结束"}
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EntryIn(BaseModel):
+    model_config = _STRICT
+    enterprise: str
+    frequency: int = Field(ge=1, le=52, description="times per year")
+
+
+class DraftParams(BaseModel):
+    model_config = _STRICT
+    jurisdiction: str
+    year: int = Field(ge=2000, le=2100)
+    department: str | None = None
+    entries: list[EntryIn] = Field(min_length=1)
+
+
+class EntriesParams(BaseModel):
+    model_config = _STRICT
+    entries: list[EntryIn] = Field(min_length=1)
+
+
+class EmptyParams(BaseModel):
+    model_config = _STRICT
+
+
+def _enterprises(ctx: Context, jurisdiction_id: int) -> dict[str, dict[str, Any]]:
+    """Enterprises in the jurisdiction and every jurisdiction below it."""
+    jur, ent = Jurisdiction.__table__, Enterprise.__table__  # type: ignore[attr-defined]
+    path = ctx.conn.execute(select(jur.c.path).where(jur.c.id == jurisdiction_id)).scalar()
+    rows = ctx.conn.execute(
+        select(ent.c.id, ent.c.key, ent.c.name, ent.c.industry)
+        .join(jur, jur.c.id == ent.c.jurisdiction_id).where(jur.c.path.startswith(path or "/"))
+    ).mappings()
+    return {r["key"]: dict(r) for r in rows}
+
+
+def entries_in_jurisdiction(subject: Subject, ctx: Context) -> str | None:
+    known = _enterprises(ctx, subject.row["jurisdiction_id"])
+    keys = [e["enterprise"] for e in subject.data["entries"]]
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        return "这些企业不在本辖区：" + "、".join(unknown)
+    if len(set(keys)) != len(keys):
+        return "同一企业列了不止一次"
+    return None
+
+
+def effective_entries(ctx: Context, jurisdiction_id: int,
+                      entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each entry with its effective frequency: doubled where a major hazard is open or listed."""
+    known = _enterprises(ctx, jurisdiction_id)
+    ids = [known[e["enterprise"]]["id"] for e in entries]
+    haz, lst = Hazard.__table__, Listing.__table__  # type: ignore[attr-defined]
+    majors = dict(ctx.conn.execute(
+        select(haz.c.enterprise_id, func.count()).where(and_(
+            haz.c.enterprise_id.in_(ids), haz.c.grade == HazardGrade.major.value,
+            haz.c.state.in_((*OPEN_HAZARD, "accepted")))).group_by(haz.c.enterprise_id)).all())
+    listings = dict(ctx.conn.execute(
+        select(lst.c.enterprise_id, func.count()).where(and_(
+            lst.c.enterprise_id.in_(ids), lst.c.state.in_(ACTIVE_LISTING)))
+        .group_by(lst.c.enterprise_id)).all())
+    result = []
+    for entry in entries:
+        ent = known[entry["enterprise"]]
+        base = int(entry.get("base_frequency", entry["frequency"]))
+        reasons = []
+        if majors.get(ent["id"]):
+            reasons.append(f"存在未销号重大隐患 {majors[ent['id']]} 项")
+        if listings.get(ent["id"]):
+            reasons.append(f"有挂牌督办 {listings[ent['id']]} 项")
+        result.append({
+            "enterprise": entry["enterprise"], "name": ent["name"], "industry": ent["industry"],
+            "base_frequency": base, "frequency": base * 2 if reasons else base,
+            "reason": "；".join(reasons) + "，加大监督检查频次（不少于基准的两倍）" if reasons
+            else "按基准频次",
+        })
+    return result
+
+
+def on_draft(subject: Subject, ctx: Context) -> dict[str, Any]:
+    department = None
+    if subject.data.get("department"):
+        table = Department.__table__  # type: ignore[attr-defined]
+        department = ctx.conn.execute(select(table.c.id).where(
+            table.c.key == subject.data["department"])).scalar()
+    return {"year": subject.data["year"], "department_id": department,
+            "entries": _plain(subject.data["entries"])}
+
+
+def department_known(subject: Subject, ctx: Context) -> str | None:
+    key = subject.data.get("department")
+    if key is None:
+        return None
+    table = Department.__table__  # type: ignore[attr-defined]
+    found = ctx.conn.execute(select(table.c.jurisdiction_id).where(table.c.key == key)).scalar()
+    return None if found is not None else f"监管部门「{key}」不存在"
+
+
+def on_entries(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"entries": _plain(subject.data["entries"])}
+
+
+def _plain(entries: list[Any]) -> list[dict[str, Any]]:
+    return [{"enterprise": e["enterprise"], "frequency": e["frequency"]} for e in entries]
+
+
+def on_file(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"filed_at": ctx.as_of}
+
+
+def on_activate(subject: Subject, ctx: Context) -> dict[str, Any]:
+    entries = effective_entries(ctx, subject.row["jurisdiction_id"], subject.row["entries"])
+    return {"entries": entries, "activated_at": ctx.as_of}
+
+
+def on_refresh(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"entries": effective_entries(ctx, subject.row["jurisdiction_id"],
+                                         subject.row["entries"])}
+
+
+def on_close(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"closed_at": ctx.as_of}
+
+
+def plan_year_started(subject: Subject, ctx: Context) -> str | None:
+    if date(subject.row["year"], 12, 31) < ctx.as_of.date():
+        return f"{subject.row['year']} 年已过，不能再启用"
+    return None
+
+
+REG = ("regulator",)
+_events = [
+    EventRule("update_entries", "修改计划条目", ("draft",), (Branch("="),), REG, EntriesParams,
+              (entries_in_jurisdiction,), on_entries),
+    EventRule("file", "报安委办备案", ("draft",), (Branch("filed"),), REG, EmptyParams, (),
+              on_file),
+    EventRule("activate", "启用", ("filed",), (Branch("active"),), REG, EmptyParams,
+              (plan_year_started,), on_activate),
+    EventRule("refresh", "按隐患情况调整频次", ("active",), (Branch("="),), ("system", "regulator"),
+              EmptyParams, (), on_refresh),
+    EventRule("close", "结束", ("active",), (Branch("closed"),), REG, EmptyParams, (), on_close),
+]
+
+DRAFT = EventRule("draft", "编制年度监督检查计划", (), (Branch("draft"),), REG, DraftParams,
+                  (department_known, entries_in_jurisdiction), on_draft)
+
+ANNUAL_PLAN = Workflow(
+    name="annual_plan",
+    label="年度监督检查计划",
+    table=AnnualPlan.__table__,  # type: ignore[attr-defined]
+    code_prefix="JH",
+    states=STATES,
+    terminal=frozenset({"closed"}),
+    create_event=DRAFT,
+    events={rule.name: rule for rule in _events},
+    scope="jurisdiction",
+)
+
+
+# ---- regulator inspection plans from active annual plans ------------------------------------
+
+CADENCE_BY_FREQUENCY = ((52, "weekly"), (12, "monthly"), (4, "quarterly"), (1, "yearly"))
+
+
+def cadence_for(frequency: int) -> str:
+    """The least frequent cadence that inspects at least ``frequency`` times a year."""
+    for per_year, cadence in reversed(CADENCE_BY_FREQUENCY):
+        if per_year >= frequency:
+            return cadence
+    return "weekly"

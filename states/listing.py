@@ -1,0 +1,359 @@
+"""Listed supervision of a major hazard (挂牌督办) as data (DOMAIN.md "Listed supervision").
+
+    proposed ─list─▶ listed ─request_delisting─▶ verifying ─delist─▶ delisted
+                      ▲  │ report_progress, request/decide_extension, escalate, file, publish
+                      └──┴──────────────reject──────────┘
+
+Clocks are in working days from a rule pack (defaults: filing 3, publication 5 after listing and
+after delisting, deadline ≤ 1 year, extension asked ≥ 20 before the deadline and decided within
+10, verification within 10 of the request, progress every 20). Listing links the hazard (it then
+cannot close until delisted); delisting needs the hazard's rectification accepted and an
+evaluation report, and closes the hazard in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from models import Department, Enterprise, Hazard, Listing, RoleGrant
+from models.db import as_utc
+from models.enums import HazardGrade
+from states.clock import due_after_working_days, working_days_until
+from states.hazard import HAZARD, EvidenceRef
+from states.hazard import OPEN_STATES as OPEN_HAZARD
+from states.workflow import Branch, Cascade, Context, EventRule, Subject, Workflow
+
+
+@dataclass(frozen=True)
+class ListingRules:
+    """Working-day clocks; local rules differ, these are DOMAIN.md's defaults."""
+
+    file_days: int = 3
+    publish_days: int = 5
+    max_deadline_days: int = 366
+    extension_notice_days: int = 20
+    extension_decision_days: int = 10
+    verification_days: int = 10
+    progress_days: int = 20
+    ladder_days: tuple[int, int, int] = (0, 10, 20)  # after the deadline: 督办函, 约谈, 移送处罚
+
+
+RULES = ListingRules()
+STATES = {"proposed": "拟挂牌", "listed": "挂牌督办中", "verifying": "销号核查中",
+          "delisted": "已摘牌销号"}
+ACTIVE = ("proposed", "listed", "verifying")
+LEVELS = {1: "督办函", 2: "约谈", 3: "移送处罚（按上限处罚）"}
+# duty -> (due column, done column or None, overdue column, zh label, states it applies in)
+DUTIES: dict[str, tuple[str, str | None, str, str, tuple[str, ...]]] = {
+    "file": ("file_due", "filed_at", "file_overdue_at", "挂牌后报上级备案", ("listed", "verifying")),
+    "publish": ("publish_due", "published_at", "publish_overdue_at", "挂牌公示",
+                ("listed", "verifying")),
+    "progress": ("progress_due", None, "progress_overdue_at", "报送整改进展", ("listed",)),
+    "extension": ("extension_due", None, "extension_overdue_at", "答复延期申请", ("listed",)),
+    "verification": ("verification_due", None, "verification_overdue_at", "现场核查",
+                     ("verifying",)),
+    "delist_publish": ("delist_publish_due", "delist_published_at", "delist_publish_overdue_at",
+                       "销号公示", ("delisted",)),
+}
+ENTERPRISE_ROLES = ("principal", "safety_officer", "unit_head")
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ProposeParams(BaseModel):
+    model_config = _STRICT
+    unit: str
+    hazard: str = Field(min_length=1, description="hazard code")
+    department: str | None = None
+
+
+class ListParams(BaseModel):
+    model_config = _STRICT
+    deadline: datetime
+    progress_every_days: int = Field(default=RULES.progress_days, ge=1, le=60)
+
+
+class ProgressParams(BaseModel):
+    model_config = _STRICT
+    progress: str = Field(min_length=1)
+    evidence: list[EvidenceRef] = []
+
+
+class ExtensionParams(BaseModel):
+    model_config = _STRICT
+    deadline: datetime
+
+
+class DecisionParams(BaseModel):
+    model_config = _STRICT
+    approve: bool
+
+
+class EscalateParams(BaseModel):
+    model_config = _STRICT
+    level: int = Field(ge=1, le=3)
+
+
+class DelistingParams(BaseModel):
+    model_config = _STRICT
+    evaluation: list[EvidenceRef] = Field(min_length=1, description="评估报告")
+    summary: str = ""
+
+
+class DutyParams(BaseModel):
+    model_config = _STRICT
+    duty: Literal["file", "publish", "progress", "extension", "verification", "delist_publish"]
+
+
+class EmptyParams(BaseModel):
+    model_config = _STRICT
+
+
+# ---- lookups --------------------------------------------------------------------------------
+
+
+def hazard_row(ctx: Context, code_or_id: str | int) -> dict[str, Any] | None:
+    table = Hazard.__table__  # type: ignore[attr-defined]
+    column = table.c.id if isinstance(code_or_id, int) else table.c.code
+    row = ctx.conn.execute(select(table).where(column == code_or_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def department_covers(subject: Subject, ctx: Context) -> str | None:
+    """A regulator acts through a department whose industries include the enterprise's."""
+    if ctx.role != "regulator":
+        return None
+    grants, dept, ent = (RoleGrant.__table__, Department.__table__,  # type: ignore[attr-defined]
+                         Enterprise.__table__)  # type: ignore[attr-defined]
+    industry = ctx.conn.execute(select(ent.c.industry).where(
+        ent.c.id == subject.row["enterprise_id"])).scalar()
+    rows = ctx.conn.execute(
+        select(dept.c.industries).select_from(grants.outerjoin(dept, dept.c.id == grants.c.department_id))
+        .where(grants.c.person_id == ctx.actor_id, grants.c.role == "regulator")).all()
+    if any(r[0] is None or industry in (r[0] or "").split(",") for r in rows):
+        return None
+    return f"您所在的监管部门不负责「{industry}」行业"
+
+
+# ---- guards ---------------------------------------------------------------------------------
+
+
+def hazard_listable(subject: Subject, ctx: Context) -> str | None:
+    hazard = hazard_row(ctx, subject.data["hazard"])
+    if hazard is None:
+        return f"隐患「{subject.data['hazard']}」不存在"
+    if hazard["grade"] != HazardGrade.major:
+        return "只有重大隐患可以挂牌督办"
+    if hazard["state"] not in OPEN_HAZARD:
+        return f"隐患当前状态为「{HAZARD.state_label(hazard['state'])}」，不能挂牌"
+    if hazard["listing_id"] is not None:
+        return "该隐患已挂牌督办"
+    if hazard["unit_id"] != subject.row["unit_id"]:
+        return "挂牌单位与隐患所在单位不一致"
+    return department_covers(subject, ctx)
+
+
+def deadline_within_rules(subject: Subject, ctx: Context) -> str | None:
+    deadline = as_utc(subject.data["deadline"])
+    if deadline is None or deadline <= ctx.as_of:
+        return "整改期限必须在未来"
+    if deadline > ctx.as_of + timedelta(days=RULES.max_deadline_days):
+        return "挂牌督办的整改期限不得超过一年"
+    return None
+
+
+def extension_in_time(subject: Subject, ctx: Context) -> str | None:
+    if subject.row["extension_due"] is not None:
+        return "已有待答复的延期申请"
+    current = as_utc(subject.row["deadline"])
+    new = as_utc(subject.data["deadline"])
+    if current is None or new is None or new <= current:
+        return "新期限必须晚于原期限"
+    left = working_days_until(ctx.as_of, current)
+    if left < RULES.extension_notice_days:
+        return (f"延期须在期限前至少 {RULES.extension_notice_days} 个工作日提出"
+                f"（距期限仅 {left} 个工作日）")
+    return None
+
+
+def extension_pending(subject: Subject, _ctx: Context) -> str | None:
+    return None if subject.row["extension_due"] is not None else "没有待答复的延期申请"
+
+
+def level_rises(subject: Subject, _ctx: Context) -> str | None:
+    if subject.data["level"] <= subject.row["escalation_level"]:
+        return f"已督办到「{LEVELS[subject.row['escalation_level']]}」，不能重复"
+    return None
+
+
+def hazard_accepted(subject: Subject, ctx: Context) -> str | None:
+    hazard = hazard_row(ctx, subject.row["hazard_id"])
+    if hazard is None or hazard["state"] != "accepted":
+        state = HAZARD.state_label(hazard["state"]) if hazard else "不存在"
+        return f"隐患整改尚未验收通过（当前「{state}」），不能申请销号"
+    return None
+
+
+def duty_missed(subject: Subject, ctx: Context) -> str | None:
+    due_col, done_col, overdue_col, label, states = DUTIES[subject.data["duty"]]
+    due = as_utc(subject.row[due_col])
+    if subject.state not in states or due is None or ctx.as_of < due:
+        return f"「{label}」尚未逾期"
+    if (done_col and subject.row[done_col]) or subject.row[overdue_col]:
+        return f"「{label}」已完成或已记录逾期"
+    return None
+
+
+def not_yet(column: str, label: str) -> Any:
+    def guard(subject: Subject, _ctx: Context) -> str | None:
+        return f"已{label}" if subject.row[column] else None
+    return guard
+
+
+# ---- effects and cascades -------------------------------------------------------------------
+
+
+def on_propose(subject: Subject, ctx: Context) -> dict[str, Any]:
+    hazard = hazard_row(ctx, subject.data["hazard"])
+    department = None
+    if subject.data.get("department"):
+        table = Department.__table__  # type: ignore[attr-defined]
+        department = ctx.conn.execute(select(table.c.id).where(
+            table.c.key == subject.data["department"])).scalar()
+    return {"hazard_id": hazard["id"] if hazard else None, "department_id": department}
+
+
+def on_list(subject: Subject, ctx: Context) -> dict[str, Any]:
+    every = subject.data["progress_every_days"]
+    return {
+        "listed_at": ctx.as_of, "deadline": as_utc(subject.data["deadline"]),
+        "progress_every_days": every,
+        "file_due": due_after_working_days(ctx.as_of, RULES.file_days),
+        "publish_due": due_after_working_days(ctx.as_of, RULES.publish_days),
+        "progress_due": due_after_working_days(ctx.as_of, every),
+    }
+
+
+def on_file(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"filed_at": ctx.as_of}
+
+
+def on_publish(subject: Subject, ctx: Context) -> dict[str, Any]:
+    column = "delist_published_at" if subject.state == "delisted" else "published_at"
+    return {column: ctx.as_of}
+
+
+def on_progress(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"last_progress_at": ctx.as_of, "progress_overdue_at": None,
+            "progress_due": due_after_working_days(ctx.as_of, subject.row["progress_every_days"])}
+
+
+def on_request_extension(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"requested_deadline": as_utc(subject.data["deadline"]),
+            "extension_due": due_after_working_days(ctx.as_of, RULES.extension_decision_days)}
+
+
+def on_decide_extension(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    changes: dict[str, Any] = {"requested_deadline": None, "extension_due": None,
+                               "extension_overdue_at": None}
+    if subject.data["approve"]:
+        changes["deadline"] = subject.row["requested_deadline"]
+    return changes
+
+
+def on_escalate(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"escalation_level": subject.data["level"]}
+
+
+def on_request_delisting(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"delisting_requested_at": ctx.as_of,
+            "verification_due": due_after_working_days(ctx.as_of, RULES.verification_days)}
+
+
+def on_reject(_subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"verification_due": None, "verification_overdue_at": None}
+
+
+def on_delist(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"delisted_at": ctx.as_of, "verification_due": None,
+            "delist_publish_due": due_after_working_days(ctx.as_of, RULES.publish_days)}
+
+
+def on_duty_missed(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {DUTIES[subject.data["duty"]][2]: ctx.as_of}
+
+
+def link_hazard(subject: Subject, _ctx: Context) -> list[Cascade]:
+    return [Cascade(HAZARD, subject.row["hazard_id"], "link_listing",
+                    {"listing_id": subject.row["id"]})]
+
+
+def close_hazard(subject: Subject, _ctx: Context) -> list[Cascade]:
+    return [Cascade(HAZARD, subject.row["hazard_id"], "close")]
+
+
+# ---- notifications --------------------------------------------------------------------------
+
+
+def notify_enterprise_and_regulator(subject: Subject, _ctx: Context) -> list[str]:
+    unit = f"unit:{subject.row['unit_id']}"
+    return [f"role:principal@{unit}", f"role:regulator@{unit}"]
+
+
+def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:regulator@unit:{subject.row['unit_id']}"]
+
+
+def notify_principal(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:principal@unit:{subject.row['unit_id']}"]
+
+
+STAY = (Branch("="),)
+REG = ("regulator",)
+_events = [
+    EventRule("list", "挂牌", ("proposed",), (Branch("listed"),), REG, ListParams,
+              (deadline_within_rules, department_covers), on_list,
+              notify_enterprise_and_regulator, cascade=link_hazard),
+    EventRule("file", "报上级备案", ("listed", "verifying"), STAY, REG, EmptyParams,
+              (not_yet("filed_at", "备案"),), on_file),
+    EventRule("publish", "公示", ("listed", "verifying", "delisted"), STAY, REG, EmptyParams,
+              (), on_publish),
+    EventRule("report_progress", "报送整改进展", ("listed",), STAY, ENTERPRISE_ROLES,
+              ProgressParams, (), on_progress, notify_regulator),
+    EventRule("request_extension", "申请延期", ("listed",), STAY, ("principal",),
+              ExtensionParams, (extension_in_time,), on_request_extension, notify_regulator,
+              requires_reason=True),
+    EventRule("decide_extension", "答复延期申请", ("listed",), STAY, REG, DecisionParams,
+              (extension_pending, department_covers), on_decide_extension, notify_principal),
+    EventRule("escalate", "督办升级", ("listed",), STAY, ("system", "regulator"),
+              EscalateParams, (level_rises,), on_escalate, notify_enterprise_and_regulator),
+    EventRule("request_delisting", "申请销号", ("listed",), (Branch("verifying"),),
+              ("principal",), DelistingParams, (hazard_accepted,), on_request_delisting,
+              notify_regulator),
+    EventRule("reject", "核查不通过", ("verifying",), (Branch("listed"),), REG, EmptyParams,
+              (department_covers,), on_reject, notify_principal, requires_reason=True),
+    EventRule("delist", "核查通过摘牌销号", ("verifying",), (Branch("delisted"),), REG,
+              EmptyParams, (hazard_accepted, department_covers), on_delist,
+              notify_enterprise_and_regulator, cascade=close_hazard),
+    EventRule("duty_overdue", "职责逾期", ("listed", "verifying", "delisted"), STAY,
+              ("system",), DutyParams, (duty_missed,), on_duty_missed,
+              notify_enterprise_and_regulator),
+]
+
+PROPOSE = EventRule("propose", "提请挂牌督办", (), (Branch("proposed"),), REG, ProposeParams,
+                    (hazard_listable,), on_propose, notify_regulator)
+
+LISTING = Workflow(
+    name="listing",
+    label="挂牌督办",
+    table=Listing.__table__,  # type: ignore[attr-defined]
+    code_prefix="GP",
+    states=STATES,
+    terminal=frozenset({"delisted"}),
+    create_event=PROPOSE,
+    events={rule.name: rule for rule in _events},
+)

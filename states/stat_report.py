@@ -1,0 +1,140 @@
+"""The hazard-statistics report as a tracked duty (原安监总局令第16号 第十四条).
+
+    due ─submit (principal signs)─▶ submitted
+     └─mark_overdue (system, past due)─▶ overdue ─submit─▶ submitted
+
+Reports are created set-wise for every enterprise once a period has ended: the quarter's by
+the 15th of the following month, the year's by 31 January (local end of day). One audit row
+per creation batch, like inspection tasks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import DateTime, and_, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from models import Enterprise, StatReport, Unit
+from models.db import as_utc, utcnow
+from safeloop.calendar import Cadence, local_date, local_midnight_utc, period_of
+from states import audit
+from states.hazard import EvidenceRef
+from states.materialize import id_ranges
+from states.workflow import Branch, Context, EventRule, Subject, Workflow
+
+STATES = {"due": "待报送", "overdue": "逾期未报", "submitted": "已报送"}
+REPORT = StatReport.__table__  # type: ignore[attr-defined]
+ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
+UNIT = Unit.__table__  # type: ignore[attr-defined]
+STALE_AFTER = timedelta(days=60)
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SubmitParams(BaseModel):
+    model_config = _STRICT
+    summary: str = ""
+    attachments: list[EvidenceRef] = Field(default=[], description="盖章签字的统计表")
+
+
+class EmptyParams(BaseModel):
+    model_config = _STRICT
+
+
+def past_due(subject: Subject, ctx: Context) -> str | None:
+    due = as_utc(subject.row["due_at"])
+    return None if due is not None and ctx.as_of >= due else "尚未到报送期限"
+
+
+def on_submit(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"submitted_at": ctx.as_of, "signed_by_id": ctx.actor_id}
+
+
+def notify_principal(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:principal@unit:{subject.row['unit_id']}"]
+
+
+def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:regulator@unit:{subject.row['unit_id']}", *notify_principal(subject, _ctx)]
+
+
+_events = [
+    EventRule("submit", "签字报送", ("due", "overdue"), (Branch("submitted"),), ("principal",),
+              SubmitParams, (), on_submit, notify_regulator),
+    EventRule("mark_overdue", "逾期未报", ("due",), (Branch("overdue"),), ("system",),
+              EmptyParams, (past_due,), None, notify_regulator),
+]
+
+STAT_REPORT = Workflow(
+    name="stat_report",
+    label="隐患统计报表",
+    table=REPORT,
+    code_prefix="TJ",
+    states=STATES,
+    terminal=frozenset({"submitted"}),
+    create_event=EventRule("materialize", "生成报送任务", (), (Branch("due"),), ("system",)),
+    events={rule.name: rule for rule in _events},
+    materialized=True,
+)
+
+
+def due_periods(as_of: datetime, zone: str) -> list[tuple[str, datetime]]:
+    """The last ended quarter and year with their due moments (end of the due day, local)."""
+    today = local_date(as_of, zone)
+    this_quarter = period_of(Cadence.quarterly, as_of, zone)
+    last_quarter = period_of(Cadence.quarterly, this_quarter.start - timedelta(seconds=1), zone)
+    quarter_due = date(this_quarter.first_day.year, this_quarter.first_day.month, 15)
+    year_due = date(today.year, 1, 31)
+    periods = [
+        (last_quarter.key, local_midnight_utc(quarter_due + timedelta(days=1), zone)),
+        (str(today.year - 1), local_midnight_utc(year_due + timedelta(days=1), zone)),
+    ]
+    # a duty long past (e.g. on a fresh install) is not created after the fact
+    return [(key, due) for key, due in periods if as_of < due + STALE_AFTER]
+
+
+def materialize_reports(session: Session, *, as_of: datetime | None = None,
+                        zone: str = "Asia/Shanghai", flow_run_id: str | None = None) -> int:
+    """Create the due reports of every enterprise (idempotent, one transaction per period)."""
+    moment = as_utc(as_of) or utcnow()
+    created = 0
+    for period_key, due in due_periods(moment, zone):
+        created += _batch(session, period_key, due, moment, flow_run_id)
+    return created
+
+
+def _batch(session: Session, period_key: str, due: datetime, moment: datetime,
+           flow_run_id: str | None) -> int:
+    batch = uuid.uuid4().hex
+    ts = DateTime(timezone=True)
+    top = (select(UNIT.c.id).where(and_(UNIT.c.enterprise_id == ENTERPRISE.c.id,
+                                        UNIT.c.parent_id.is_(None)))
+           .order_by(UNIT.c.id).limit(1).scalar_subquery())
+    source = select(
+        ENTERPRISE.c.key + literal("/" + period_key), ENTERPRISE.c.id, top, literal(period_key),
+        literal(due, ts), literal("due"), literal(1), literal(batch), literal(moment, ts),
+        literal(moment, ts),
+    ).where(top.is_not(None))
+    columns = ("code", "enterprise_id", "unit_id", "period_key", "due_at", "state", "version",
+               "batch", "created_at", "updated_at")
+    try:
+        conn = session.connection()
+        dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+        conn.execute(dialect.insert(REPORT).from_select(columns, source).on_conflict_do_nothing())
+        ids = list(conn.execute(select(REPORT.c.id).where(REPORT.c.batch == batch)
+                                .order_by(REPORT.c.id)).scalars())
+        if ids:
+            audit.append(conn, [audit.PendingEntry(
+                f"{STAT_REPORT.name}_batch", 0, batch, "materialize", None, None, "system",
+                "system", audit.format_at(moment), f"{period_key} 隐患统计报表",
+                audit.canonical_data({"period_key": period_key, "count": len(ids),
+                                      "ids": id_ranges(ids)}), flow_run_id)])
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return len(ids)

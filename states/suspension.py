@@ -1,0 +1,103 @@
+"""An order to suspend production for rectification (责令停产停业整顿) as data.
+
+    ordered ─start_rectification─▶ rectifying ─request_resumption─▶ resumption_requested
+                                       ▲                               │        │
+                                       └────────reject_resumption──────┘        └approve_resumption─▶ resumed
+
+Only regulators order and approve resumption (复产); an open order is shown on the enterprise
+and blocks nothing silently: every effect is an event in the audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models import SuspensionOrder
+from states.hazard import EvidenceRef
+from states.listing import department_covers, hazard_row
+from states.workflow import Branch, Context, EventRule, Subject, Workflow
+
+STATES = {"ordered": "已责令停产停业", "rectifying": "停产整顿中",
+          "resumption_requested": "已申请复产", "resumed": "已批准复产"}
+OPEN = ("ordered", "rectifying", "resumption_requested")
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OrderParams(BaseModel):
+    model_config = _STRICT
+    unit: str
+    reason: str = Field(min_length=1)
+    scope: Literal["full", "partial"] = "full"
+    hazard: str | None = None
+
+
+class ResumptionParams(BaseModel):
+    model_config = _STRICT
+    report: list[EvidenceRef] = Field(min_length=1, description="整改报告、复产申请")
+    summary: str = ""
+
+
+class EmptyParams(BaseModel):
+    model_config = _STRICT
+
+
+def hazard_exists(subject: Subject, ctx: Context) -> str | None:
+    code = subject.data.get("hazard")
+    if code and hazard_row(ctx, code) is None:
+        return f"隐患「{code}」不存在"
+    return department_covers(subject, ctx)
+
+
+def on_order(subject: Subject, ctx: Context) -> dict[str, Any]:
+    code = subject.data.get("hazard")
+    hazard = hazard_row(ctx, code) if code else None
+    return {"reason": subject.data["reason"], "scope": subject.data["scope"],
+            "hazard_id": hazard["id"] if hazard else None, "ordered_at": ctx.as_of}
+
+
+def on_request(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"resumption_requested_at": ctx.as_of}
+
+
+def on_resume(_subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"resumed_at": ctx.as_of}
+
+
+def notify_enterprise(subject: Subject, _ctx: Context) -> list[str]:
+    unit = f"unit:{subject.row['unit_id']}"
+    return [f"role:principal@{unit}", f"role:regulator@{unit}"]
+
+
+def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:regulator@unit:{subject.row['unit_id']}"]
+
+
+REG = ("regulator",)
+_events = [
+    EventRule("start_rectification", "开始停产整顿", ("ordered",), (Branch("rectifying"),),
+              ("principal",), EmptyParams, (), None, notify_regulator),
+    EventRule("request_resumption", "申请复产", ("rectifying",),
+              (Branch("resumption_requested"),), ("principal",), ResumptionParams, (),
+              on_request, notify_regulator),
+    EventRule("approve_resumption", "批准复产", ("resumption_requested",), (Branch("resumed"),),
+              REG, EmptyParams, (department_covers,), on_resume, notify_enterprise),
+    EventRule("reject_resumption", "不予复产", ("resumption_requested",),
+              (Branch("rectifying"),), REG, EmptyParams, (department_covers,), None,
+              notify_enterprise, requires_reason=True),
+]
+
+ORDER = EventRule("order", "责令停产停业整顿", (), (Branch("ordered"),), REG, OrderParams,
+                  (hazard_exists,), on_order, notify_enterprise)
+
+SUSPENSION = Workflow(
+    name="suspension",
+    label="停产整顿令",
+    table=SuspensionOrder.__table__,  # type: ignore[attr-defined]
+    code_prefix="TC",
+    states=STATES,
+    terminal=frozenset({"resumed"}),
+    create_event=ORDER,
+    events={rule.name: rule for rule in _events},
+)
