@@ -8,7 +8,9 @@ the same figures over all its enterprises. Semantics, for a period ``[start, end
 - rectified (已整改) = state ``closed`` with ``closed_at`` before the period end;
 - overdue (逾期未整改) = not closed at the period end and ``deadline`` before it;
 - listed (挂牌督办) = linked to a listing that was listed before the period end;
-- funds (整改资金) = the sum of the funds committed at assignment.
+- funds (整改资金) = the sum of the funds committed at assignment;
+- filing (统计表报送) = the enterprise's own statistics report for the period (``stat_report``,
+  the duty 原安监总局令第16号第十四条 puts on it) as of the report's ``as_of``, from its timestamps.
 
 While a period is still running, "period end" is the report's ``as_of`` (a snapshot: rows
 dated after it are left out, so a report can be re-made as of any past moment). Every figure is one
@@ -28,14 +30,17 @@ from sqlalchemy import Connection, and_, case, func, not_, select
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from models import Enterprise, Hazard, Listing, SuspensionOrder
+from models import Enterprise, Hazard, Listing, StatReport, SuspensionOrder
+from models.db import as_utc
 from safeloop.calendar import Cadence, Period
 from safeloop.reports.scope import JURISDICTION, Scope, cutoff, statistics_due, zh_date
+from states.stat_report import STATES as FILING_STATES
 
 HAZARD = Hazard.__table__  # type: ignore[attr-defined]
 LISTING = Listing.__table__  # type: ignore[attr-defined]
 SUSPENSION = SuspensionOrder.__table__  # type: ignore[attr-defined]
 ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
+STAT_REPORT = StatReport.__table__  # type: ignore[attr-defined]
 CENT = Decimal("0.01")
 
 Kind = Literal["text", "count", "rate", "money"]
@@ -62,23 +67,26 @@ FIGURES: tuple[Column, ...] = (
     Column("funds", "整改资金（元）", "money", 16),
     Column("suspensions", "责令停产停业整顿数", "count"),
 )
-SUMMED = tuple(c.key for c in FIGURES if c.key != "rate")
+SUMMED = (*(c.key for c in FIGURES if c.key != "rate"), "filed")
 ENTERPRISE_COLUMNS: tuple[Column, ...] = (
     Column("no", "序号", "text", 6),
     Column("enterprise", "企业", "text", 32),
     Column("industry", "行业", "text", 10),
     Column("jurisdiction", "辖区", "text", 20),
     *FIGURES,
+    Column("filing", "统计表报送", "text", 18),
 )
 JURISDICTION_COLUMNS: tuple[Column, ...] = (
     Column("no", "序号", "text", 6),
     Column("jurisdiction", "辖区", "text", 24),
     Column("enterprises", "企业数", "count", 8),
     *FIGURES,
+    Column("filed", "已报送统计表企业数", "count", 12),
 )
 NOTES = (
     "口径：统计期内发现的隐患（不含撤销的误报）；已整改＝期末前已销号；逾期未整改＝期末仍未销号且整改期限早于期末；"
-    "挂牌督办数＝期末前已挂牌的隐患；整改资金＝分派整改时落实的资金；辖区按企业所属辖区（直属）汇总。"
+    "挂牌督办数＝期末前已挂牌的隐患；整改资金＝分派整改时落实的资金；统计表报送为截至生成时间企业报送本期统计表的情况；"
+    "辖区按企业所属辖区（直属）汇总。"
 )
 
 
@@ -125,7 +133,8 @@ class StatsReport:
         return lines
 
     def tables(self) -> list[Table]:
-        ent_total = {"no": "", "enterprise": "合计", "industry": "", "jurisdiction": "", **self.total}
+        ent_total = {"no": "", "enterprise": "合计", "industry": "", "jurisdiction": "", **self.total,
+                     "filing": f"已报送 {self.total.get('filed', 0)}/{self.total.get('enterprises', 0)}"}
         jur_total = {"no": "", "jurisdiction": "合计", **self.total}
         return [
             Table("企业明细", ENTERPRISE_COLUMNS, [*self.enterprises, ent_total]),
@@ -180,19 +189,23 @@ def _suspensions(period: Period, end: datetime, scope: Scope) -> Select[Any]:
     return stmt
 
 
-def _per_enterprise(period: Period, end: datetime, scope: Scope) -> Select[Any]:
+def _per_enterprise(period: Period, end: datetime, scope: Scope, as_of: datetime) -> Select[Any]:
     """Every enterprise in scope (zero rows too: a silent enterprise is itself a finding)."""
     hz = _hazard_figures(period, end, scope).subquery("hz")
     so = _suspensions(period, end, scope).subquery("so")
-    e, j = ENTERPRISE, JURISDICTION
-    figures = [func.coalesce(hz.c[k], 0).label(k) for k in SUMMED if k != "suspensions"]
+    e, j, sr = ENTERPRISE, JURISDICTION, STAT_REPORT
+    figures = [func.coalesce(hz.c[k], 0).label(k) for k in SUMMED if k not in ("suspensions", "filed")]
     stmt = (
         select(e.c.key.label("enterprise_key"), e.c.name.label("enterprise"), e.c.industry,
                j.c.key.label("jurisdiction_key"), j.c.name.label("jurisdiction"), *figures,
-               func.coalesce(so.c.suspensions, 0).label("suspensions"))
+               func.coalesce(so.c.suspensions, 0).label("suspensions"),
+               sr.c.created_at.label("filing_created_at"), sr.c.due_at, sr.c.submitted_at,
+               case((sr.c.submitted_at <= as_of, 1), else_=0).label("filed"))
         .select_from(e.join(j, j.c.id == e.c.jurisdiction_id)
                      .outerjoin(hz, hz.c.enterprise_id == e.c.id)
-                     .outerjoin(so, so.c.enterprise_id == e.c.id))
+                     .outerjoin(so, so.c.enterprise_id == e.c.id)
+                     .outerjoin(sr, and_(sr.c.enterprise_id == e.c.id, sr.c.period_key == period.key,
+                                         sr.c.created_at <= as_of)))
     )
     covers = scope.covers(j.c.path)
     return stmt if covers is None else stmt.where(covers)
@@ -212,11 +225,22 @@ def _finish(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _filing(row: Any, as_of: datetime, zone: str) -> str:
+    """已报送（date） / 逾期未报 / 待报送 as of ``as_of``, or — when no report was due yet."""
+    if row["filing_created_at"] is None:
+        return "—"
+    submitted = as_utc(row["submitted_at"])
+    if submitted is not None and submitted <= as_of:
+        return f"{FILING_STATES['submitted']}（{submitted.astimezone(ZoneInfo(zone)):%Y-%m-%d}）"
+    due = as_utc(row["due_at"])
+    return FILING_STATES["overdue" if due is not None and as_of >= due else "due"]
+
+
 def build_stats(conn: Connection, period: Period, scope: Scope, *, as_of: datetime,
                 zone: str) -> StatsReport:
     """Compute the per-enterprise, per-jurisdiction and total rows for ``period``."""
     end = cutoff(period, as_of)
-    base = _per_enterprise(period, end, scope).subquery("ent")
+    base = _per_enterprise(period, end, scope, as_of).subquery("ent")
     sums = [func.coalesce(func.sum(base.c[k]), 0).label(k) for k in SUMMED]
     enterprises = conn.execute(select(base).order_by(base.c.jurisdiction_key, base.c.enterprise_key))
     jurisdictions = conn.execute(
@@ -224,7 +248,8 @@ def build_stats(conn: Connection, period: Period, scope: Scope, *, as_of: dateti
         .group_by(base.c.jurisdiction_key, base.c.jurisdiction).order_by(base.c.jurisdiction_key))
     total = conn.execute(select(func.count().label("enterprises"), *sums).select_from(base))
     report = StatsReport(scope, period, as_of, zone)
-    report.enterprises = [_finish({**r, "no": i}) for i, r in enumerate(enterprises.mappings(), 1)]
+    report.enterprises = [_finish({**r, "no": i, "filing": _filing(r, as_of, zone)})
+                          for i, r in enumerate(enterprises.mappings(), 1)]
     report.jurisdictions = [_finish({**r, "no": i}) for i, r in enumerate(jurisdictions.mappings(), 1)]
     report.total = _finish(dict(total.mappings().one()))
     return report

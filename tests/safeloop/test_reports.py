@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from models import Enterprise, Hazard, SuspensionOrder, Unit
+from models import Hazard
 from safeloop.cli.main import app
 from safeloop.reports import (
     build_bulletin,
@@ -36,6 +36,8 @@ from states import engine
 from states.errors import InvalidInput, NotFound
 from states.hazard import HAZARD
 from states.listing import LISTING
+from states.stat_report import STAT_REPORT, materialize_reports
+from states.suspension import SUSPENSION
 from tests.helpers import FULL_PLAN
 
 ZONE = "Asia/Shanghai"
@@ -81,16 +83,10 @@ def _assign(s: Session, hid: int, when: datetime, deadline: datetime, funds: str
           data={"owner": owner, "deadline": deadline, "funds": funds})
 
 
-def _suspend(s: Session, code: str, enterprise: str, unit: str, when: datetime, reason: str,
-             scope: str) -> None:
-    """The suspension workflow is not wired in yet: insert the order row with Core."""
-    conn = s.connection()
-    ent = conn.execute(select(Enterprise.id).where(Enterprise.key == enterprise)).scalar_one()
-    uid = conn.execute(select(Unit.id).where(Unit.key == unit)).scalar_one()
-    conn.execute(insert(SuspensionOrder.__table__).values(  # type: ignore[attr-defined]
-        code=code, enterprise_id=ent, unit_id=uid, state="ordered", version=1, reason=reason,
-        scope=scope, ordered_at=when, created_at=when, updated_at=when))
-    s.commit()
+def _suspend(s: Session, unit: str, when: datetime, reason: str, scope: str) -> str:
+    """An order to suspend production (责令停产停业整顿) through its workflow."""
+    return engine.create(s, SUSPENSION, actor="qian.jianguan", as_of=when,
+                         data={"unit": unit, "reason": reason, "scope": scope}).code
 
 
 def _code(s: Session, hid: int) -> str:
@@ -142,11 +138,14 @@ def data(org: Session) -> Data:
     _fire(s, x1, "submit", "feng.hanjie", at(2020, 11, 17, 10))
     _fire(s, x1, "accept", "zheng.changzhang", at(2020, 11, 18, 10))
     _report(s, at(2020, 11, 6, 10), unit="xinfeng-team-weld", actor="feng.hanjie")
-    _suspend(s, "TC-000001", "xinfeng", "xinfeng-ws-weld", at(2020, 11, 10, 15),
-             "动火作业未落实安全措施 | 拒不整改", "partial")
-    _suspend(s, "TC-000002", "jinhua", "jinhua-ws-storage", at(2020, 12, 2, 9),
-             "重大隐患逾期未整改", "full")
-    built = Data(_code(s, m1), _code(s, h2), _code(s, x1), "GP-000001", "TC-000001", "TC-000002")
+    nov = _suspend(s, "xinfeng-ws-weld", at(2020, 11, 10, 15), "动火作业未落实安全措施 | 拒不整改",
+                   "partial")
+    dec = _suspend(s, "jinhua-ws-storage", at(2020, 12, 2, 9), "重大隐患逾期未整改", "full")
+    # The enterprises' own statistics reports: 晋华 files its Q4 one, 忻丰 nothing yet.
+    materialize_reports(s, as_of=at(2021, 1, 2, 0, 10), zone=ZONE)
+    engine.fire(s, STAT_REPORT, "jinhua/2020-Q4", "submit", actor="wang.zhuren",
+                as_of=at(2021, 1, 8, 16))
+    built = Data(_code(s, m1), _code(s, h2), _code(s, x1), "GP-000001", nov, dec)
     s.rollback()  # release SQLite's lock (reads begin IMMEDIATE) before the CLI opens the file
     return built
 
@@ -165,8 +164,9 @@ def cli(db_url: str):
 # ---- statistics ------------------------------------------------------------------------------
 
 HEADERS = ["序号", "企业", "行业", "辖区", "排查发现一般隐患数", "其中已整改", "重大隐患数", "其中已整改",
-           "挂牌督办数", "整改率", "逾期未整改数", "其中重大隐患", "整改资金（元）", "责令停产停业整顿数"]
-JUR_HEADERS = ["序号", "辖区", "企业数", *HEADERS[4:]]
+           "挂牌督办数", "整改率", "逾期未整改数", "其中重大隐患", "整改资金（元）", "责令停产停业整顿数",
+           "统计表报送"]
+JUR_HEADERS = ["序号", "辖区", "企业数", *HEADERS[4:-1], "已报送统计表企业数"]
 
 
 def _sheet_rows(ws: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
@@ -202,13 +202,13 @@ def test_quarterly_xlsx_cell_by_cell(data: Data, cli, tmp_path: Path):
     #        一般 已改 重大 已改 挂牌 整改率 逾期 重大 资金 停产
     assert rows[0][:9] == [1, JINHUA, "化工", EDZ, 4, 1, 1, 0, 1]
     assert rows[0][9] == pytest.approx(0.2)
-    assert rows[0][10:] == [2, 1, 51500.5, 1]
+    assert rows[0][10:] == [2, 1, 51500.5, 1, "已报送（2021-01-08）"]
     assert rows[1][:9] == [2, XINFENG, "工贸", EDZ, 1, 0, 1, 1, 0]
     assert rows[1][9] == pytest.approx(0.5)
-    assert rows[1][10:] == [0, 0, 8000, 1]
+    assert rows[1][10:] == [0, 0, 8000, 1, "待报送"]
     assert rows[2][:9] == ["", "合计", "", "", 5, 1, 2, 1, 1]
     assert rows[2][9] == pytest.approx(2 / 7)
-    assert rows[2][10:] == [2, 1, 59500.5, 2]
+    assert rows[2][10:] == [2, 1, 59500.5, 2, "已报送 1/2"]
     assert len(rows) == 3
     assert "口径" in notes[0]
     ws = wb["企业明细"]
@@ -223,7 +223,7 @@ def test_quarterly_xlsx_cell_by_cell(data: Data, cli, tmp_path: Path):
     rows = [_norm(r) for r in table[1:]]
     assert [r[:3] for r in rows] == [[1, EDZ, 2], ["", "合计", 2]]
     assert rows[0][3:9] == [5, 1, 2, 1, 1, pytest.approx(2 / 7)]
-    assert rows[0][9:] == [2, 1, 59500.5, 2]
+    assert rows[0][9:] == [2, 1, 59500.5, 2, 1]
 
 
 def test_annual_csv_with_bom(data: Data, cli, tmp_path: Path):
@@ -243,15 +243,15 @@ def test_annual_csv_with_bom(data: Data, cli, tmp_path: Path):
     start = rows.index(["企业明细"])
     assert rows[start + 1] == HEADERS
     assert rows[start + 2] == ["1", JINHUA, "化工", EDZ, "5", "1", "1", "0", "1", "16.7%", "2", "1",
-                               "51500.50", "1"]
+                               "51500.50", "1", "待报送"]
     assert rows[start + 3] == ["2", XINFENG, "工贸", EDZ, "1", "0", "1", "1", "0", "50.0%", "0", "0",
-                               "8000.00", "1"]
+                               "8000.00", "1", "待报送"]
     assert rows[start + 4] == ["", "合计", "", "", "6", "1", "2", "1", "1", "25.0%", "2", "1",
-                               "59500.50", "2"]
+                               "59500.50", "2", "已报送 0/2"]
     jur = rows.index(["辖区汇总"])
     assert rows[jur + 1] == JUR_HEADERS
     assert rows[jur + 2] == ["1", EDZ, "2", "6", "1", "2", "1", "1", "25.0%", "2", "1", "59500.50",
-                             "2"]
+                             "2", "0"]
     assert rows[jur + 3][:3] == ["", "合计", "2"]
     assert rows[-1][0].startswith("口径")
 
@@ -270,6 +270,10 @@ def test_running_period_is_a_snapshot_as_of(data: Data, org: Session):
     assert (xinfeng["general"], xinfeng["major"], xinfeng["major_fixed"],
             xinfeng["suspensions"]) == (1, 1, 0, 1)
     assert any(line.startswith("注意：统计期尚未结束") for line in report.meta)
+    assert jinhua["filing"] == "—"  # the Q4 report is filed later than this snapshot
+    late = build_stats(conn, period, resolve_scope(conn, None), as_of=at(2021, 1, 20, 9), zone=ZONE)
+    assert [r["filing"] for r in late.enterprises] == ["已报送（2021-01-08）", "逾期未报"]
+    assert late.total["filed"] == 1
     assert report.scope.description == "全部辖区"
 
 
@@ -279,6 +283,7 @@ def test_enterprise_without_hazards_is_listed_with_zeros(org: Session):
                          as_of=AFTER_2020, zone=ZONE)
     assert [r["enterprise"] for r in report.enterprises] == [JINHUA, XINFENG]
     assert all(r["general"] == 0 and r["rate"] is None for r in report.enterprises)
+    assert all(r["filing"] == "—" for r in report.enterprises)  # no report was due
     assert report.total["enterprises"] == 2 and str(report.total["funds"]) == "0.00"
 
 
