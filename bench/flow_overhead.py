@@ -162,9 +162,12 @@ def run(quick: bool = False, profile: bool = False) -> list[Result]:
             remove_database(seed)
             flow.print_profile(f"{NAME} {hazards:,}")
             extra = [f - d for f, d in pairs]
-            size = f"{hazards // 1000:,}k"
-            cpu = (f"; ephemeral server CPU per flow run {sum(server_cpu) / len(server_cpu):.2f} s"
-                   if server_cpu else "")
+            size = f"{hazards / 1e6:g}M" if hazards >= 1_000_000 else f"{hazards // 1000:,}k"
+            # CPU is steadier than wall time on a shared box: this process's, plus the server's.
+            cpu = (f"; CPU per run: flow {flow.cpu_seconds / reps:.2f} s here")
+            if server_cpu:
+                cpu += f" + {sum(server_cpu) / len(server_cpu):.2f} s in the ephemeral server"
+            cpu += f", direct {direct.cpu_seconds / reps:.2f} s"
             results.append(Result.of(
                 f"{NAME}@{size}", fixture.total_events, flow, direct, 0.0, runs=reps,
                 max_extra_seconds=MAX_EXTRA_SECONDS,

@@ -91,7 +91,9 @@ def load() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller n (about 30 s in all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller n (about 2 min in all on an idle machine; flow_overhead "
+                             "alone needs the Prefect server's start-up)")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run just these")
     parser.add_argument("--profile", action="store_true",
                         help="run the measured (non-baseline) part under cProfile and print the "

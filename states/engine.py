@@ -450,7 +450,10 @@ def _plan_one(batch: _Batch, workflow: Workflow, request: FireRequest) -> list[P
         entries.append(entry)
     batch.originals.setdefault(workflow, {}).setdefault(row["id"], row["version"])
     row.update(changes, state=to_state, version=row["version"] + 1, updated_at=moment)
-    row.setdefault("_dirty", set()).update(changes)
+    dirty = row.setdefault("_dirty", set())
+    dirty.update(changes)
+    if to_state != state:  # a self-loop (escalate, remind_due, …) leaves the indexed column be
+        dirty.add("state")
     batch.pending.extend(entries)
     for follow in rule.cascade(subject, ctx) if rule.cascade else []:
         because = f"因{_label(workflow, row)}「{rule.label}」"
@@ -466,12 +469,16 @@ def _write_rows(
     originals: dict[int, int],
     moment: datetime,
 ) -> None:
-    """One UPDATE per touched row with a version check, grouped by column set for executemany."""
+    """One UPDATE per touched row with a version check, grouped by column set for executemany.
+
+    ``state`` is written only when an event moved it: SET-ting an indexed column, even to its
+    own value, makes SQLite rewrite that row's entries in every index holding it (two on hazard).
+    """
     table = workflow.table
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for entity_id, old_version in originals.items():
         row = rows[entity_id]
-        columns = tuple(sorted(row.pop("_dirty", set()) | {"state", "version", "updated_at"}))
+        columns = tuple(sorted(row.pop("_dirty", set()) | {"version", "updated_at"}))
         params = {f"v_{c}": row[c] for c in columns}
         params.update(b_id=entity_id, b_version=old_version)
         groups.setdefault(columns, []).append(params)
