@@ -48,10 +48,14 @@ def sweep_deadlines(as_of: datetime | None = None, database_url: str | None = No
 
 
 def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0}
+    """Add the partitions' counts: numbers sum, per-level dicts sum level by level."""
+    merged: dict[str, Any] = {}
     for part in parts:
-        for key in ("reminders", "missed", "refused"):
-            merged[key] += part[key]
-        for level, count in part["escalations"].items():
-            merged["escalations"][level] = merged["escalations"].get(level, 0) + count
+        for key, value in part.items():
+            if isinstance(value, dict):
+                levels = merged.setdefault(key, {})
+                for level, count in value.items():
+                    levels[level] = levels.get(level, 0) + count
+            else:
+                merged[key] = merged.get(key, 0) + value
     return merged

@@ -43,6 +43,11 @@ ESCALATIONS = {1: 2, 2: 1, 3: 1}  # A: level 1; B: levels 1, 2 and 3
 # ---- setup ----------------------------------------------------------------------------------
 
 
+def core(result: dict) -> dict:
+    """The hazard and task parts of a sweep result (listings and reports are tested elsewhere)."""
+    return {k: result[k] for k in ("reminders", "escalations", "missed", "refused")}
+
+
 @pytest.fixture
 def world(org: Session, db_url: str, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
@@ -160,7 +165,7 @@ def test_sweep_real_run_escalates_and_records_flow_run_id(world: Session, db_url
     assert len(missed) == 3 and {row["flow_run_id"] for row in missed} == {run_id}
 
     again = sweep_deadlines(as_of=SWEEP_AT + timedelta(minutes=15), database_url=db_url)
-    assert again == {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0}
+    assert core(again) == {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0}
 
 
 def test_sweep_partitions_merge_counts(world: Session, db_url: str) -> None:
@@ -170,7 +175,8 @@ def test_sweep_partitions_merge_counts(world: Session, db_url: str) -> None:
                             partitions=[[ids["jinhua"]], [ids["xinfeng"]]], return_state=True)
     result = state.result()
     run_id = run_id_of(state, "sweep-deadlines")
-    assert result == {"reminders": 0, "escalations": ESCALATIONS, "missed": 0, "refused": 0}
+    assert core(result) == {"reminders": 0, "escalations": ESCALATIONS, "missed": 0,
+                            "refused": 0}
     assert hazard_levels(world) == {a: 1, b: 3}
     assert {row["flow_run_id"] for row in audit_rows(world, event="escalate")} == {run_id}
     assert audit.verify(world.connection()).ok  # two concurrent writers, one unbroken chain
@@ -271,7 +277,8 @@ def test_flows_through_fn(world: Session, db_url: str, tmp_path: Path) -> None:
 
     a, b = overdue_hazards(world)
     swept = sweep_deadlines.fn(as_of=SWEEP_AT, database_url=db_url)
-    assert swept == {"reminders": 0, "escalations": ESCALATIONS, "missed": 3, "refused": 0}
+    assert core(swept) == {"reminders": 0, "escalations": ESCALATIONS, "missed": 3,
+                           "refused": 0}
     assert hazard_levels(world) == {a: 1, b: 3}
 
     point = audit_checkpoint.fn(as_of=SWEEP_AT, database_url=db_url)
