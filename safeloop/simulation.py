@@ -25,7 +25,7 @@ from states.errors import SafeloopError
 from states.hazard import HAZARD, PLAN_PARTS
 from states.inspection import INSPECTION
 
-INSPECTORS = ("inspector", "unit_head", "safety_officer")
+INSPECTORS = ("inspector", "unit_head", "safety_officer", "principal")
 REVIEWERS = ("safety_officer", "unit_head", "principal")
 MANAGERS = ("safety_officer", "unit_head", "principal")
 RECTIFIERS = ("rectifier", "unit_head")

@@ -192,7 +192,7 @@ def notify_inspector(subject: Subject, _ctx: Context) -> list[str]:
     return [f"person:{inspector}"] if inspector else []
 
 
-INSPECTORS = ("inspector", "safety_officer", "unit_head", "regulator")
+INSPECTORS = ("inspector", "safety_officer", "unit_head", "principal", "regulator")
 REVIEWERS = ("unit_head", "safety_officer", "principal", "regulator")
 CANCELLERS = ("unit_head", "safety_officer", "principal")
 
