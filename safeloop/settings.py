@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
     storage_dir: Path = Path("safeloop-data")
     sqlite_busy_timeout_s: float = 30.0
     calendar_overrides: Path | None = None
+    # Listed-supervision clocks in working days (local rules differ); JSON in the environment,
+    # e.g. SAFELOOP_LISTING_RULES='{"file_days": 5, "verification_days": 15}'.
+    listing_rules: dict[str, Any] = {}
     # Overdue ladder: days after the deadline at which levels 1 (unit head), 2 (principal) and
     # 3 (regulator) are reached; a major hazard starts at level 3.
     escalation_days: tuple[int, int, int] = (0, 3, 7)

@@ -24,6 +24,7 @@ from models import Department, Enterprise, Hazard, Listing, RoleGrant
 from models.db import as_utc
 from models.enums import HazardGrade
 from states.clock import due_after_working_days, working_days_until
+from states.errors import InvalidInput
 from states.hazard import HAZARD, EvidenceRef
 from states.hazard import OPEN_STATES as OPEN_HAZARD
 from states.workflow import Branch, Cascade, Context, EventRule, Subject, Workflow
@@ -43,7 +44,20 @@ class ListingRules:
     ladder_days: tuple[int, int, int] = (0, 10, 20)  # after the deadline: 督办函, 约谈, 移送处罚
 
 
-RULES = ListingRules()
+def load_rules() -> ListingRules:
+    """DOMAIN.md's defaults, overridden by the ``listing_rules`` setting; unknown keys refused."""
+    from safeloop.settings import get_settings
+
+    overrides = dict(get_settings().listing_rules)
+    unknown = sorted(set(overrides) - set(ListingRules.__dataclass_fields__))
+    if unknown:
+        raise InvalidInput("SAFELOOP_LISTING_RULES 中有未知的规则：" + "、".join(unknown))
+    if "ladder_days" in overrides:
+        overrides["ladder_days"] = tuple(overrides["ladder_days"])
+    return ListingRules(**overrides)
+
+
+RULES = load_rules()
 STATES = {"proposed": "拟挂牌", "listed": "挂牌督办中", "verifying": "销号核查中",
           "delisted": "已摘牌销号"}
 ACTIVE = ("proposed", "listed", "verifying")

@@ -136,3 +136,40 @@ def test_statistics_reports_are_due_duties(org):
                        as_of=datetime(2020, 10, 17, 2, tzinfo=UTC), data={"summary": "已签字"})
     assert done.to_state == "submitted"
     assert verify(org.connection()).ok and replay(org.connection()).ok
+
+
+@pytest.mark.parametrize("case", ["no hazard", "unknown unit", "deadline past", "bad level", "unknown duty", "order no reason",
+                                  "plan bad year", "plan unknown department"])
+def test_bad_input_on_the_regulator_side_changes_nothing(org, case):
+    from states.errors import NotFound, SafeloopError
+    from tests.helpers import table_counts
+
+    _, lid = _listed(org)
+    before = table_counts(org)
+    attempts = {
+        "no hazard": lambda: engine.create(org, LISTING, actor="qian.jianguan", as_of=T0,
+                                           data={"unit": "jinhua-team-tank", "hazard": "YH-9"}),
+        "unknown unit": lambda: engine.create(org, SUSPENSION, actor="qian.jianguan", as_of=T0,
+                                              data={"unit": "nowhere", "reason": "x"}),
+        "deadline past": lambda: engine.fire(org, LISTING, lid, "request_extension",
+                                             actor="wang.zhuren", as_of=T0, comment="x",
+                                             data={"deadline": T0 - timedelta(days=1)}),
+        "bad level": lambda: engine.fire(org, LISTING, lid, "escalate", actor="qian.jianguan",
+                                         as_of=T0, data={"level": 4}),
+        "unknown duty": lambda: engine.fire(org, LISTING, lid, "duty_overdue", actor="system",
+                                            as_of=T0, data={"duty": "dance"}),
+        "order no reason": lambda: engine.create(org, SUSPENSION, actor="qian.jianguan",
+                                                 as_of=T0, data={"unit": "xinfeng-plant"}),
+        "plan bad year": lambda: engine.create(org, ANNUAL_PLAN, actor="qian.jianguan",
+                                               as_of=T0, data={"jurisdiction": "xz-edz",
+                                                               "year": 1900, "entries": []}),
+        "plan unknown department": lambda: engine.create(
+            org, ANNUAL_PLAN, actor="qian.jianguan", as_of=T0, data={
+                "jurisdiction": "xz-edz", "year": 2020, "department": "nope",
+                "entries": [{"enterprise": "jinhua", "frequency": 1}]}),
+    }
+    with pytest.raises(SafeloopError) as info:
+        attempts[case]()
+    assert isinstance(info.value, (InvalidInput, NotFound, GuardFailed))
+    assert info.value.message  # a zh-CN message
+    assert table_counts(org) == before
