@@ -138,8 +138,9 @@ def test_statistics_reports_are_due_duties(org):
     assert verify(org.connection()).ok and replay(org.connection()).ok
 
 
-@pytest.mark.parametrize("case", ["no hazard", "unknown unit", "deadline past", "bad level", "unknown duty", "order no reason",
-                                  "plan bad year", "plan unknown department"])
+@pytest.mark.parametrize("case", ["no hazard", "unknown unit", "deadline past", "bad level",
+                                  "unknown duty", "order no reason", "plan bad year",
+                                  "plan unknown department"])
 def test_bad_input_on_the_regulator_side_changes_nothing(org, case):
     from states.errors import NotFound, SafeloopError
     from tests.helpers import table_counts
