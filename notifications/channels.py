@@ -4,8 +4,8 @@ Apprise 2's ``notify()`` answers with a truth value only (an ``AppriseResult``: 
 so each URL is sent on its own and the reason for a failure is taken from the warnings Apprise
 logs while that send runs (captured per thread, so concurrent sends do not mix). Plugin objects
 are cached per thread and URL: building one costs 0.5-2 ms, more than a loopback send.
-Apprise's per-object throttle (5.5 s between two sends of one bot object) is reset before each
-send: the dispatcher decides pacing, and retries failures with backoff.
+Apprise's per-object throttle (5.5 s between two sends of one bot object) is switched off: the
+dispatcher decides pacing, and retries failures with backoff.
 """
 
 from __future__ import annotations
@@ -111,12 +111,16 @@ def truncate_utf8(text: str, limit: int, suffix: str = TRUNCATED) -> str:
     return raw[:room].decode("utf-8", "ignore") + suffix
 
 
-def fit(scheme: str, title: str, body: str) -> tuple[str, str]:
+def fit(scheme: str, title: str, body: str, markdown: bool = False) -> tuple[str, str]:
     """(title, body) as the channel will show them within its size limit.
 
-    IM bots have no separate title: it becomes the first line, and the whole text is kept
-    within 2,048 bytes (WeCom's limit), so Apprise never cuts a character in half.
+    IM bot texts have no separate title: it becomes the first line, and the whole text is kept
+    within 2,048 bytes (WeCom's limit), so Apprise never cuts a character in half. A DingTalk
+    Markdown message keeps its title (the chat list shows it) and the two share the limit.
     """
+    if scheme == "dingtalk" and markdown and title:
+        room = IM_LIMIT_BYTES - len(title.encode("utf-8")) - 4  # "# " + title + "\n"
+        return title, truncate_utf8(body, max(room, 64))
     if scheme in IM_SCHEMES:
         return "", truncate_utf8(f"{title}\n{body}" if title else body, IM_LIMIT_BYTES)
     return title, truncate_utf8(body, MAX_BYTES)
@@ -130,22 +134,25 @@ class SendResult:
 
 
 def _plugin(url: str, timeout: float) -> Any:
-    cache: dict[str, Any] | None = getattr(_local, "plugins", None)
+    cache: dict[tuple[str, float], Any] | None = getattr(_local, "plugins", None)
     if cache is None or getattr(_local, "generation", None) != _generation[0]:
         cache = _local.plugins = {}
         _local.generation = _generation[0]
-    plugin = cache.get(url)
+    plugin = cache.get((url, timeout))
     if plugin is None:
         plugin = _apprise().Apprise.instantiate(url)
         if plugin is None:
             return None
+        # Apprise throttles each plugin object (5.5 s between sends; Lark even twice a send):
+        # pacing is the dispatcher's business, and failures are retried with backoff.
+        plugin.request_rate_per_sec = 0
         if "rto=" not in url:
             plugin.socket_read_timeout = timeout
         if "cto=" not in url:
             plugin.socket_connect_timeout = timeout
         if len(cache) > 1024:
             cache.clear()
-        cache[url] = plugin
+        cache[(url, timeout)] = plugin
     return plugin
 
 
@@ -161,8 +168,7 @@ def send(url: str, title: str, body: str, *, markdown: bool = False,
             reason = "; ".join(_local.buffer[-2:]) or "Apprise 无法解析该地址"
             return SendResult(False, reason, time.perf_counter() - started)
         scheme = url.split("://", 1)[0].lower()
-        title, body = fit(scheme, title, body)
-        plugin._last_io_datetime = None  # pacing is the dispatcher's business, not a 5.5 s sleep
+        title, body = fit(scheme, title, body, markdown)
         fmt = apprise.NotifyFormat.MARKDOWN if markdown else apprise.NotifyFormat.TEXT
         ok = bool(plugin.notify(body=body, title=title, body_format=fmt))
         error = None if ok else ("; ".join(_local.buffer[-3:]) or "发送失败（Apprise 未给出原因）")

@@ -45,6 +45,13 @@ def test_dingtalk_markdown_and_text(bots: Sink) -> None:
     assert text.body["msgtype"] == "text" and text.body["text"]["content"].startswith(TITLE)
 
 
+def test_dingtalk_markdown_keeps_its_title_within_the_limit(bots: Sink) -> None:
+    assert channels.send("dingtalk://tokenlong", TITLE, "**隐患**" * 600, markdown=True).ok
+    [md] = bots.at("dingtalk/tokenlong")
+    assert md.body["markdown"]["title"] == TITLE
+    assert len(md.body["markdown"]["text"].encode("utf-8")) <= channels.IM_LIMIT_BYTES
+
+
 def test_feishu_and_lark(bots: Sink) -> None:
     assert channels.send("feishu://feishutoken", TITLE, plain(BODY)).ok
     assert channels.send("lark://larktoken", TITLE, plain(BODY)).ok

@@ -393,3 +393,28 @@ def test_missing_secret_fails_the_channel_not_the_run(org: Session, engine: Engi
     monkeypatch.setenv("TEST_SUN_PATH", "sun-secret")
     d.run(LATER + timedelta(minutes=1))
     assert len(sink.at("sun-secret")) == 1
+
+
+def test_listing_reaches_principal_and_regulator(org: Session, engine: Engine,
+                                                             sink: Sink) -> None:
+    from states import engine as workflow_engine
+    from states.listing import LISTING
+    from tests.helpers import FULL_PLAN
+
+    at = datetime(2020, 9, 28, 2, 0, tzinfo=UTC)
+    hid = workflow_engine.create(org, HAZARD, actor="wu.chuyun", as_of=at, data={
+        "unit": "jinhua-team-tank", "title": "液氨储罐安全阀失效", "category": "thing",
+        "grade": "major"}).entity_id
+    workflow_engine.fire(org, HAZARD, hid, "assign", actor="li.anquan", as_of=at,
+                         data={"owner": "wu.chuyun", "deadline": at + timedelta(days=90)})
+    workflow_engine.fire(org, HAZARD, hid, "approve_plan", actor="wang.zhuren", as_of=at,
+                         data=FULL_PLAN)
+    lid = workflow_engine.create(org, LISTING, actor="qian.jianguan", as_of=at, data={
+        "unit": "jinhua-team-tank", "hazard": f"YH-{hid:06d}", "department": "edz-yjj"}).entity_id
+    workflow_engine.fire(org, LISTING, lid, "list", actor="qian.jianguan", as_of=at,
+                         data={"deadline": at + timedelta(days=120)})
+    dispatcher(engine, everyone(sink)).run(at + timedelta(minutes=1))
+    for person in ("wang.zhuren", "qian.jianguan"):
+        [listed] = [t for t in map(text_of, sink.at(person)) if "已被挂牌督办" in t]
+        assert "山西晋华化工集团有限公司" in listed and "2021-01-26 10:00" in listed
+    assert {r["status"] for r in outbox(org)} == {"sent"}
