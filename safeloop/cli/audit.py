@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from models import AuditEntry
-from safeloop.cli.common import STATE, console, err_console, handle_errors, open_session, print_json
+from safeloop.cli.common import STATE, JsonOpt, console, err_console, handle_errors, open_session, print_json
 from safeloop.timeparse import to_local
 from states import audit as chain
 from states import checkpoint
@@ -26,7 +26,6 @@ from states.replay import replay
 
 app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
 
 

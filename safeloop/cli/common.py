@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +24,12 @@ from models.db import make_engine
 from safeloop.settings import Settings, get_settings
 from safeloop.timeparse import parse_local
 from states.errors import SafeloopError
+
+# Options every command group shares, declared once.
+AsOpt = Annotated[str, typer.Option("--as", help="操作人编号（组织文件中的 id）")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="操作时间（默认现在），如 2026-11-02 10:00")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
+EvidenceOpt = Annotated[list[Path] | None, typer.Option("--evidence", help="证据/报告文件，可重复")]
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)

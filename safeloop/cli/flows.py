@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from safeloop.cli.common import STATE, as_of_option, console, handle_errors, print_json
+from safeloop.cli.common import STATE, JsonOpt, as_of_option, console, handle_errors, print_json
 from states.errors import InvalidInput
 
 app = typer.Typer(help="Prefect 流程：立即运行或按计划运行", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 
 
 def _registry() -> dict[str, object]:

@@ -16,6 +16,10 @@ from models.enums import HazardCategory, HazardGrade, HazardSource
 from safeloop import evidence
 from safeloop.cli.common import (
     STATE,
+    AsOfOpt,
+    AsOpt,
+    EvidenceOpt,
+    JsonOpt,
     as_of_option,
     console,
     handle_errors,
@@ -30,10 +34,6 @@ from states.hazard import HAZARD, PLAN_PARTS
 app = typer.Typer(help="隐患：上报、查询、流转（hazards: report, list, show, fire events）",
                   no_args_is_help=True)
 
-AsOpt = Annotated[str, typer.Option("--as", help="操作人编号（组织文件中的 id）")]
-AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="操作时间（默认现在），如 2026-11-02 10:00")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
-EvidenceOpt = Annotated[list[Path] | None, typer.Option("--evidence", help="证据文件，可重复")]
 
 
 def _store_evidence(session: Any, files: list[Path] | None) -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ from models.db import as_utc
 from safeloop import evidence
 from safeloop.cli.common import (
     STATE,
+    AsOfOpt,
+    AsOpt,
+    JsonOpt,
     as_of_option,
     console,
     handle_errors,
@@ -29,9 +32,6 @@ from states.inspection import INSPECTION
 
 app = typer.Typer(help="隐患排查任务：查看、开始、提交结果、审核（inspection tasks）",
                   no_args_is_help=True)
-AsOpt = Annotated[str, typer.Option("--as", help="操作人编号")]
-AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="操作时间（默认现在）")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 TASK = InspectionTask.__table__  # type: ignore[attr-defined]
 
 

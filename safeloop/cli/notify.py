@@ -11,13 +11,12 @@ import typer
 from rich.table import Table
 
 from models.db import make_engine
-from safeloop.cli.common import STATE, console, err_console, handle_errors, print_json
+from safeloop.cli.common import STATE, JsonOpt, console, err_console, handle_errors, print_json
 from safeloop.timeparse import to_local
 from states.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="通知渠道：发送测试消息、检查路由文件和消息模板", no_args_is_help=True)
 outbox_app = typer.Typer(help="通知 outbox：查看、重发待发送/失败的通知", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 STATUS_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已送达", "dead": "已放弃",
                  "unrouted": "无渠道", "skipped": "规则关闭"}
 

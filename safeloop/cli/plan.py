@@ -12,12 +12,11 @@ from sqlalchemy import func, select
 
 from models import ChecklistItem, ChecklistTemplate, InspectionPlan, Person, Unit
 from safeloop import checklists, plans
-from safeloop.cli.common import console, handle_errors, open_session, print_json
+from safeloop.cli.common import JsonOpt, console, handle_errors, open_session, print_json
 from states.errors import InvalidInput
 
 checklist_app = typer.Typer(help="检查表模板（隐患排查表）", no_args_is_help=True)
 plan_app = typer.Typer(help="排查计划：单位、频次、检查表、检查人", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 
 
 @checklist_app.command("load")

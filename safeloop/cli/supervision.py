@@ -14,6 +14,10 @@ from sqlalchemy import select
 from safeloop import evidence
 from safeloop.cli.common import (
     STATE,
+    AsOfOpt,
+    AsOpt,
+    EvidenceOpt,
+    JsonOpt,
     as_of_option,
     console,
     handle_errors,
@@ -31,11 +35,7 @@ from states.workflow import Workflow
 listing_app = typer.Typer(help="挂牌督办：提请、挂牌、进展、延期、升级、销号", no_args_is_help=True)
 order_app = typer.Typer(help="责令停产停业整顿与复产", no_args_is_help=True)
 annual_app = typer.Typer(help="年度监督检查计划：编制、备案、启用", no_args_is_help=True)
-AsOpt = Annotated[str, typer.Option("--as", help="操作人编号")]
-AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="操作时间（默认现在）")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="参数 键=值，可重复")]
-EvidenceOpt = Annotated[list[Path] | None, typer.Option("--evidence", help="证据/报告文件，可重复")]
 TIME_KEYS = {"deadline"}
 
 
