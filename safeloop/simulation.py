@@ -30,7 +30,7 @@ REVIEWERS = ("safety_officer", "unit_head", "principal")
 MANAGERS = ("safety_officer", "unit_head", "principal")
 RECTIFIERS = ("rectifier", "unit_head")
 # chance per day that a task of this cadence is done (daily tasks: once, on their day)
-DAILY_CHANCE = {"daily": 0.85, "weekly": 0.3, "monthly": 0.12, "quarterly": 0.05}
+DAILY_CHANCE = {"daily": 0.85, "weekly": 0.3, "monthly": 0.15, "quarterly": 0.08}
 FAIL_CHANCE = {"general": 0.03, "major": 0.004}
 NOTES = ("现场检查发现不符合要求", "记录缺失，未按规定填写", "设施损坏未及时维修", "人员未按规程作业",
          "警示标识缺失", "防护装置被拆除")
