@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from models import ChecklistItem, InspectionPlan, InspectionTask, Unit
 from models.db import as_utc
-from models.enums import HazardGrade, HazardSource
+from models.enums import HazardGrade, HazardSource, Role
 from states.hazard import HAZARD, EvidenceRef
 from states.workflow import Branch, Context, EventRule, Spawn, Subject, Workflow
 
@@ -93,10 +93,22 @@ def unit_key(ctx: Context, unit_id: int) -> str:
 
 
 def assignee_or_manager(subject: Subject, ctx: Context) -> str | None:
+    """A task assigned to a person, or to a role in the unit, is inspected by them (or a manager)."""
     assignee = subject.row["assignee_id"]
     if ctx.role == "inspector" and assignee is not None and assignee != ctx.actor_id:
         return "该任务已指定检查人，其他检查员不能代为检查"
+    role = plan_assignee_role(ctx, subject.row["plan_id"])
+    if assignee is None and role and ctx.role != role and ctx.role in ("inspector", "regulator"):
+        return f"该任务指定由「{Role(role).label}」检查"
     return None
+
+
+def plan_assignee_role(ctx: Context, plan_id: int) -> str | None:
+    key = ("plan_role", plan_id)
+    if key not in ctx.memo:
+        ctx.memo[key] = ctx.conn.execute(
+            select(PLAN.c.assignee_role).where(PLAN.c.id == plan_id)).scalar()
+    return ctx.memo[key]  # type: ignore[no-any-return]
 
 
 def inspector_or_manager(subject: Subject, ctx: Context) -> str | None:

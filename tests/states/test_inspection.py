@@ -213,3 +213,18 @@ def test_checklist_lookup_is_cached_per_batch(planned):
     ctx = Context("x", None, "system", MON, lambda k: 0, planned.connection(), {})
     first = checklist(ctx, task.template_id)
     assert checklist(ctx, task.template_id) is first and "T01" in first
+
+
+def test_task_assigned_to_a_role_is_inspected_by_that_role(planned, tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        "jurisdictions:\n  - {id: xz, name: 忻州市}\n"
+        "people:\n  - id: ma.xunjian\n    name: 马巡检\n"
+        "    roles: [{role: inspector, unit: jinhua-ws-storage}]\n", encoding="utf-8")
+    orgfile.load(planned, extra)
+    plans.add(planned, plans.PlanSpec("tank-by-head", "jinhua-team-tank", assignee_role="unit_head",
+                                      active_from=date(2026, 1, 1)))
+    materialize(planned, as_of=MON)
+    task = _task(planned, "tank-by-head/2026-11-02")
+    with pytest.raises(GuardFailed, match="单位负责人"):
+        engine.fire(planned, INSPECTION, task.id, "start", actor="ma.xunjian", as_of=MON)
