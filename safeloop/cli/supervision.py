@@ -87,7 +87,8 @@ def _create(workflow: Workflow, actor: str, data: dict[str, Any], reason: str | 
                       f"（{workflow.state_label(result.to_state)}）")
 
 
-def _rows(workflow: Workflow, state: str | None) -> list[dict[str, Any]]:
+def _rows(workflow: Workflow, state: str | None,
+          enterprise: str | None = None) -> list[dict[str, Any]]:
     if state is not None and state not in workflow.states:
         raise InvalidInput(f"未知状态「{state}」，可用：{'、'.join(workflow.states)}")
     table = workflow.table
@@ -95,6 +96,14 @@ def _rows(workflow: Workflow, state: str | None) -> list[dict[str, Any]]:
     if state:
         stmt = stmt.where(table.c.state == state)
     with open_session() as session:
+        if enterprise is not None:
+            from models import Enterprise
+
+            found = session.connection().execute(
+                select(Enterprise.id).where(Enterprise.key == enterprise)).scalar()  # type: ignore[call-overload]
+            if found is None:
+                raise NotFound(f"企业「{enterprise}」不存在")
+            stmt = stmt.where(table.c.enterprise_id == found)
         return [dict(r) for r in session.connection().execute(stmt).mappings()]
 
 
@@ -161,9 +170,10 @@ def listing_fire(
 @listing_app.command("list")
 @handle_errors
 def listing_list(state: Annotated[str | None, typer.Option(help="按状态筛选")] = None,
+                 enterprise: Annotated[str | None, typer.Option(help="企业编号")] = None,
                  as_json: JsonOpt = False) -> None:
     """挂牌督办清单（含各项职责期限和督办级别）。"""
-    rows = _rows(LISTING, state)
+    rows = _rows(LISTING, state, enterprise)
     if as_json:
         print_json(rows)
         return
@@ -214,9 +224,11 @@ def order_fire(code: str,
 
 @order_app.command("list")
 @handle_errors
-def order_list(state: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
-    """停产整顿令清单。"""
-    rows = _rows(SUSPENSION, state)
+def order_list(state: Annotated[str | None, typer.Option()] = None,
+               enterprise: Annotated[str | None, typer.Option(help="企业编号")] = None,
+               as_json: JsonOpt = False) -> None:
+    """停产整顿令清单（可按企业查看其未解除的命令）。"""
+    rows = _rows(SUSPENSION, state, enterprise)
     if as_json:
         print_json(rows)
         return

@@ -51,6 +51,10 @@ def test_order_and_annual_plan_through_cli(cli, tmp_path: Path):  # noqa: F811
     report.write_bytes(b"%PDF-1.4 rectification report")
     assert cli("order", "fire", order, "request_resumption", "--as", "zheng.changzhang",
                "--evidence", str(report), *AT).exit_code == 0
+    listed = json.loads(cli("order", "list", "--enterprise", "xinfeng", "--json").output)
+    assert [o["state"] for o in listed] == ["resumption_requested"]
+    assert json.loads(cli("order", "list", "--enterprise", "jinhua", "--json").output) == []
+    assert cli("order", "list", "--enterprise", "nobody").exit_code == 2
     assert cli("order", "fire", order, "approve_resumption", "--as", "qian.jianguan",
                *AT).exit_code == 0
     plan_file = tmp_path / "plan.yaml"
