@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from states.errors import InvalidInput
+from states.messages import zh_error
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
@@ -55,5 +56,5 @@ def validation_problems(exc: ValidationError, root: yaml.Node | None, source: st
     problems = []
     for err in exc.errors():
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        problems.append(f"{where(source, root, loc)}：{err['msg']}")
+        problems.append(f"{where(source, root, loc)}：{zh_error(dict(err))}")
     return problems

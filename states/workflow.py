@@ -18,6 +18,7 @@ from sqlalchemy import Table
 from transitions import Machine, MachineError
 
 from states.errors import InvalidInput
+from states.messages import zh_error
 
 ANY_OTHER = "="  # reflexive transition: stay in the same state
 
@@ -170,7 +171,7 @@ def validate_params(rule: EventRule, data: Mapping[str, Any]) -> BaseModel | Non
         return rule.params.model_validate(dict(data))
     except Exception as exc:  # pydantic.ValidationError
         errors = getattr(exc, "errors", lambda: [])()
-        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors] or [str(exc)]
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}：{zh_error(e)}" for e in errors] or [str(exc)]
         raise InvalidInput(
             f"操作「{rule.label}」的参数有误：" + "；".join(parts),
             fields=[".".join(str(p) for p in e["loc"]) for e in errors],
