@@ -14,27 +14,26 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, select
 
 from models import AnnualPlan, Department, Enterprise, Hazard, Jurisdiction, Listing
 from models.enums import HazardGrade
 from states.hazard import OPEN_STATES as OPEN_HAZARD
 from states.listing import ACTIVE as ACTIVE_LISTING
-from states.workflow import Branch, Context, EventRule, Subject, Workflow
+from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES = {"draft": "草拟", "filed": "已备案", "active": "执行中", "closed": "已结束"}
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class EntryIn(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     enterprise: str
     frequency: int = Field(ge=1, le=52, description="times per year")
 
 
 class DraftParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     jurisdiction: str
     year: int = Field(ge=2000, le=2100)
     department: str | None = None
@@ -42,12 +41,9 @@ class DraftParams(BaseModel):
 
 
 class EntriesParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     entries: list[EntryIn] = Field(min_length=1)
 
-
-class EmptyParams(BaseModel):
-    model_config = _STRICT
 
 
 def _enterprises(ctx: Context, jurisdiction_id: int) -> dict[str, dict[str, Any]]:

@@ -607,6 +607,59 @@ def allowed_events(
     return _allowed_now(workflow, row["state"], held)
 
 
+def create_set(
+    session: Session,
+    workflow: Workflow,
+    columns: Sequence[str],
+    source: Any,
+    *,
+    batch: str,
+    as_of: datetime,
+    comment: str,
+    data: Mapping[str, Any],
+    flow_run_id: str | None = None,
+) -> int:
+    """Create many entities of a materialised workflow set-wise, with one audit row for the batch.
+
+    ``source`` is a SELECT yielding ``columns`` (its ``batch`` column set to ``batch``); rows that
+    already exist (any unique key) are skipped, so reruns and overlapping runs create nothing twice.
+    The audit row, entity type ``<workflow>_batch``, lists the ids created; replay checks every row
+    belongs to such a batch. One transaction: commits, or raises and changes nothing.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    table = workflow.table
+    try:
+        conn = session.connection()
+        dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+        conn.execute(dialect.insert(table).from_select(list(columns), source)
+                     .on_conflict_do_nothing())
+        ids = list(conn.execute(select(table.c.id).where(table.c.batch == batch)
+                                .order_by(table.c.id)).scalars())
+        if ids:
+            payload = {**data, "count": len(ids), "ids": id_ranges(ids)}
+            audit.append(conn, [audit.PendingEntry(
+                f"{workflow.name}_batch", 0, batch, workflow.create_event.name, None, None,
+                SYSTEM_ACTOR, Role.system.value, audit.format_at(as_of), comment,
+                audit.canonical_data(payload), flow_run_id)])
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return len(ids)
+
+
+def id_ranges(ids: Sequence[int]) -> list[list[int]]:
+    """Compress sorted ids into inclusive [first, last] runs for the audit row."""
+    ranges: list[list[int]] = []
+    for i in ids:
+        if ranges and ranges[-1][1] == i - 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    return ranges
+
+
 def record(
     session: Session,
     *,

@@ -15,12 +15,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from models import Hazard
 from models.db import as_utc
 from models.enums import HazardCategory, HazardGrade, HazardSource
-from states.workflow import ANY_OTHER, Branch, Context, EventRule, Subject, Workflow
+from states.workflow import ANY_OTHER, STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 # The six parts of a major hazard's rectification plan (治理方案), 原安监总局令第16号 第十五条.
 PLAN_PARTS: dict[str, str] = {
@@ -44,11 +44,10 @@ STATES: dict[str, str] = {
 OPEN_STATES = ("reported", "planning", "rectifying", "pending_acceptance")
 ESCALATION_LEVELS = {1: "单位负责人", 2: "主要负责人", 3: "监管部门"}
 
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class EvidenceRef(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     name: str
     size: int = Field(ge=0)
@@ -56,7 +55,7 @@ class EvidenceRef(BaseModel):
 
 
 class ReportParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     unit: str = Field(min_length=1)
     title: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -71,7 +70,7 @@ class ReportParams(BaseModel):
 
 
 class AssignParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     owner: str = Field(min_length=1)
     deadline: datetime
     acceptor: str | None = None
@@ -80,7 +79,7 @@ class AssignParams(BaseModel):
 
 
 class PlanParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     objectives: str | None = None
     methods: str | None = None
     funds_and_materials: str | None = None
@@ -90,43 +89,40 @@ class PlanParams(BaseModel):
 
 
 class SubmitParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     measures: str = ""
     evidence: list[EvidenceRef] = []
 
 
 class FixOnSpotParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     measures: str = ""
     evidence: list[EvidenceRef] = Field(min_length=1)
 
 
 class RegradeParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     grade: HazardGrade
 
 
 class ExtendParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     deadline: datetime
 
 
 class ReinspectParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     findings: str = Field(min_length=1)
 
 
 class EscalateParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     level: int = Field(ge=1, le=3)
 
 
-class EmptyParams(BaseModel):
-    model_config = _STRICT
-
 
 class ListingLink(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     listing_id: int
 
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from models import ChecklistItem, InspectionPlan, InspectionTask, Unit
 from models.db import as_utc
 from models.enums import HazardGrade, HazardSource, Role
 from states.hazard import HAZARD, EvidenceRef
-from states.workflow import Branch, Context, EventRule, Spawn, Subject, Workflow
+from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Spawn, Subject, Workflow
 
 STATES: dict[str, str] = {
     "scheduled": "待检查",
@@ -36,11 +36,10 @@ OPEN_STATES = ("scheduled", "in_progress")
 ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]
 UNIT = Unit.__table__  # type: ignore[attr-defined]
 PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class ItemResult(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     item: str = Field(min_length=1, description="checklist item code")
     outcome: Literal["pass", "fail", "na"]
     note: str = ""
@@ -50,12 +49,9 @@ class ItemResult(BaseModel):
 
 
 class SubmitParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     results: list[ItemResult] = Field(min_length=1)
 
-
-class EmptyParams(BaseModel):
-    model_config = _STRICT
 
 
 # ---- lookups shared by guards and the spawner (memoised per batch: templates are immutable) --

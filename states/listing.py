@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from models import Department, Enterprise, Hazard, Listing, RoleGrant
@@ -27,7 +27,7 @@ from states.clock import due_after_working_days, working_days_until
 from states.errors import InvalidInput
 from states.hazard import HAZARD, EvidenceRef
 from states.hazard import OPEN_STATES as OPEN_HAZARD
-from states.workflow import Branch, Cascade, Context, EventRule, Subject, Workflow
+from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
 
 
 @dataclass(frozen=True)
@@ -75,56 +75,52 @@ DUTIES: dict[str, tuple[str, str | None, str, str, tuple[str, ...]]] = {
                        "销号公示", ("delisted",)),
 }
 ENTERPRISE_ROLES = ("principal", "safety_officer", "unit_head")
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class ProposeParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     unit: str
     hazard: str = Field(min_length=1, description="hazard code")
     department: str | None = None
 
 
 class ListParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     deadline: datetime
     progress_every_days: int = Field(default=RULES.progress_days, ge=1, le=60)
 
 
 class ProgressParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     progress: str = Field(min_length=1)
     evidence: list[EvidenceRef] = []
 
 
 class ExtensionParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     deadline: datetime
 
 
 class DecisionParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     approve: bool
 
 
 class EscalateParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     level: int = Field(ge=1, le=3)
 
 
 class DelistingParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     evaluation: list[EvidenceRef] = Field(min_length=1, description="评估报告")
     summary: str = ""
 
 
 class DutyParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     duty: Literal["file", "publish", "progress", "extension", "verification", "delist_publish"]
 
-
-class EmptyParams(BaseModel):
-    model_config = _STRICT
 
 
 # ---- lookups --------------------------------------------------------------------------------

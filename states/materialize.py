@@ -9,24 +9,22 @@ leaves whole batches behind and the next run fills the gaps.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import DateTime, and_, func, literal, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from models import InspectionPlan, InspectionTask
-from models.db import as_utc, is_sqlite, utcnow
+from models.db import as_utc, utcnow
 from safeloop.calendar import Cadence, WorkCalendar, local_date, period_of
-from states import audit
+from states import engine
 from states.errors import InvalidInput
 from states.inspection import INSPECTION
 
 PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 TASK = InspectionTask.__table__  # type: ignore[attr-defined]
-SYSTEM = "system"
 BATCH_ENTITY = f"{INSPECTION.name}_batch"  # replay checks every task belongs to one
 PRE_HOLIDAY = "pre_holiday"
 SEASONAL = "seasonal"
@@ -141,35 +139,8 @@ def _batch(
         PLAN.c.enterprise_id, PLAN.c.template_id, PLAN.c.assignee_id, literal("scheduled"),
         literal(1), literal(batch), literal(moment, ts), literal(moment, ts),
     ).where(and_(*conditions))
-    try:
-        conn = session.connection()
-        dialect = sqlite if is_sqlite(str(conn.engine.url)) else postgresql
-        # No conflict target: two overlapping runs may collide on the plan+period key or on
-        # ``code`` (derived from it) first, depending on index order; both mean "already made".
-        stmt = dialect.insert(TASK).from_select(_COLUMNS, source).on_conflict_do_nothing()
-        conn.execute(stmt)
-        ids = list(conn.execute(select(TASK.c.id).where(TASK.c.batch == batch)
-                                .order_by(TASK.c.id)).scalars())
-        if ids:
-            data = {"cadence": window.cadence, "period_key": window.key, "count": len(ids),
-                    "ids": id_ranges(ids), "plans": list(plan_ids)}
-            audit.append(conn, [audit.PendingEntry(
-                BATCH_ENTITY, 0, batch, "materialize", None, None, SYSTEM, SYSTEM,
-                audit.format_at(moment), window.label, audit.canonical_data(data), flow_run_id,
-            )])
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return len(ids)
+    data = {"cadence": window.cadence, "period_key": window.key, "plans": list(plan_ids)}
+    return engine.create_set(session, INSPECTION, _COLUMNS, source, batch=batch, as_of=moment,
+                             comment=window.label, data=data, flow_run_id=flow_run_id)
 
 
-def id_ranges(ids: Iterable[int]) -> list[list[int]]:
-    """Compress sorted ids into inclusive [first, last] runs for the audit row."""
-    ranges: list[list[int]] = []
-    for i in ids:
-        if ranges and ranges[-1][1] == i - 1:
-            ranges[-1][1] = i
-        else:
-            ranges.append([i, i])
-    return ranges

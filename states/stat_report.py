@@ -14,35 +14,29 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, and_, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from models import Enterprise, StatReport, Unit
 from models.db import as_utc, utcnow
 from safeloop.calendar import Cadence, local_date, local_midnight_utc, period_of
-from states import audit
+from states import engine
 from states.hazard import EvidenceRef
-from states.materialize import id_ranges
-from states.workflow import Branch, Context, EventRule, Subject, Workflow
+from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES = {"due": "待报送", "overdue": "逾期未报", "submitted": "已报送"}
 REPORT = StatReport.__table__  # type: ignore[attr-defined]
 ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
 UNIT = Unit.__table__  # type: ignore[attr-defined]
 STALE_AFTER = timedelta(days=60)
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class SubmitParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     summary: str = ""
     attachments: list[EvidenceRef] = Field(default=[], description="盖章签字的统计表")
 
-
-class EmptyParams(BaseModel):
-    model_config = _STRICT
 
 
 def past_due(subject: Subject, ctx: Context) -> str | None:
@@ -121,20 +115,6 @@ def _batch(session: Session, period_key: str, due: datetime, moment: datetime,
     ).where(top.is_not(None))
     columns = ("code", "enterprise_id", "unit_id", "period_key", "due_at", "state", "version",
                "batch", "created_at", "updated_at")
-    try:
-        conn = session.connection()
-        dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-        conn.execute(dialect.insert(REPORT).from_select(columns, source).on_conflict_do_nothing())
-        ids = list(conn.execute(select(REPORT.c.id).where(REPORT.c.batch == batch)
-                                .order_by(REPORT.c.id)).scalars())
-        if ids:
-            audit.append(conn, [audit.PendingEntry(
-                f"{STAT_REPORT.name}_batch", 0, batch, "materialize", None, None, "system",
-                "system", audit.format_at(moment), f"{period_key} 隐患统计报表",
-                audit.canonical_data({"period_key": period_key, "count": len(ids),
-                                      "ids": id_ranges(ids)}), flow_run_id)])
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return len(ids)
+    return engine.create_set(session, STAT_REPORT, columns, source, batch=batch, as_of=moment,
+                             comment=f"{period_key} 隐患统计报表",
+                             data={"period_key": period_key}, flow_run_id=flow_run_id)

@@ -12,21 +12,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from models import SuspensionOrder
 from states.hazard import EvidenceRef
 from states.listing import department_covers, hazard_row
-from states.workflow import Branch, Context, EventRule, Subject, Workflow
+from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES = {"ordered": "已责令停产停业", "rectifying": "停产整顿中",
           "resumption_requested": "已申请复产", "resumed": "已批准复产"}
 OPEN = ("ordered", "rectifying", "resumption_requested")
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class OrderParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     unit: str
     reason: str = Field(min_length=1)
     scope: Literal["full", "partial"] = "full"
@@ -34,13 +33,10 @@ class OrderParams(BaseModel):
 
 
 class ResumptionParams(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     report: list[EvidenceRef] = Field(min_length=1, description="整改报告、复产申请")
     summary: str = ""
 
-
-class EmptyParams(BaseModel):
-    model_config = _STRICT
 
 
 def hazard_exists(subject: Subject, ctx: Context) -> str | None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Table
 from transitions import Machine, MachineError
 
@@ -21,6 +21,14 @@ from states.errors import InvalidInput
 from states.messages import zh_error
 
 ANY_OTHER = "="  # reflexive transition: stay in the same state
+# Event parameters refuse unknown fields and trim text, in every workflow.
+STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EmptyParams(BaseModel):
+    """For events that take no parameters: anything given is refused by name."""
+
+    model_config = STRICT
 
 
 @dataclass
