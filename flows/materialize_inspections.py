@@ -1,4 +1,8 @@
-"""Flow ``materialize-inspections``: the current period's task for every active plan (daily)."""
+"""Flow ``materialize-inspections``: the current period's task for every active plan (daily).
+
+Before creating tasks it brings the plans up to date: regulators' annual plans become their
+inspection plans, and changed risk grades re-derive the risk items of the checklists (对表检查).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.common import calendar_for, flow_run_id, resolve_as_of, session_for, settings_for
-from states import regulator_plans
+from states import regulator_plans, risk_checklists
 from states.materialize import materialize
 from states.stat_report import materialize_reports
 
@@ -19,6 +23,8 @@ def materialize_task(as_of: datetime, database_url: str | None,
     settings = settings_for(database_url)
     with session_for(settings) as session:
         regulator_plans.sync(session, as_of=as_of, flow_run_id=run_id)
+        derived = risk_checklists.sync(session, as_of=as_of, zone=settings.timezone,
+                                       enterprise_ids=enterprise_ids, flow_run_id=run_id)
         reports = materialize_reports(session, as_of=as_of, zone=settings.timezone,
                                       flow_run_id=run_id)
         report = materialize(
@@ -27,7 +33,8 @@ def materialize_task(as_of: datetime, database_url: str | None,
             enterprise_ids=enterprise_ids,
         )
     return {"created": report.created, "total": report.total, "batches": report.batches,
-            "warnings": report.warnings, "stat_reports": reports}
+            "warnings": report.warnings, "stat_reports": reports,
+            "risk_checklists": derived.to_dict()}
 
 
 @flow(name="materialize-inspections", log_prints=True)

@@ -7,6 +7,7 @@ from models.inspection import ChecklistItem, ChecklistTemplate, InspectionPlan, 
 from models.notification import Delivery
 from models.org import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.outbox import OutboxMessage
+from models.risk import RiskPoint, SiteArea
 from models.supervision import AnnualPlan, Listing, StatReport, SuspensionOrder
 
 __all__ = [
@@ -27,7 +28,9 @@ __all__ = [
     "Listing",
     "OutboxMessage",
     "Person",
+    "RiskPoint",
     "RoleGrant",
+    "SiteArea",
     "StatReport",
     "SuspensionOrder",
     "Unit",

@@ -48,6 +48,28 @@ class HazardSource(LabelledEnum):
     regulator = "regulator"
 
 
+class RiskGrade(LabelledEnum):
+    """Four risk grades (风险分级), highest first; each has a colour and a control tier."""
+
+    major = "major"
+    significant = "significant"
+    general = "general"
+    low = "low"
+
+
+class RiskKind(LabelledEnum):
+    facility = "facility"
+    operation = "operation"
+
+
+class MeasureKind(LabelledEnum):
+    engineering = "engineering"
+    management = "management"
+    training = "training"
+    ppe = "ppe"
+    emergency = "emergency"
+
+
 _LABELS: dict[tuple[str, str], str] = {
     ("Tier", "group"): "集团公司",
     ("Tier", "plant"): "厂矿",
@@ -69,4 +91,15 @@ _LABELS: dict[tuple[str, str], str] = {
     ("HazardSource", "inspection"): "隐患排查",
     ("HazardSource", "ad_hoc"): "随手报",
     ("HazardSource", "regulator"): "监管检查",
+    ("RiskGrade", "major"): "重大风险",
+    ("RiskGrade", "significant"): "较大风险",
+    ("RiskGrade", "general"): "一般风险",
+    ("RiskGrade", "low"): "低风险",
+    ("RiskKind", "facility"): "设备设施/场所区域",
+    ("RiskKind", "operation"): "作业活动",
+    ("MeasureKind", "engineering"): "工程技术措施",
+    ("MeasureKind", "management"): "管理措施",
+    ("MeasureKind", "training"): "培训教育措施",
+    ("MeasureKind", "ppe"): "个体防护措施",
+    ("MeasureKind", "emergency"): "应急处置措施",
 }

@@ -53,5 +53,6 @@ class Hazard(SQLModel, table=True):
     inspection_task_id: int | None = Field(default=None, index=True)
     listing_id: int | None = Field(default=None, index=True)
     checklist_item: str | None = Field(default=None, max_length=64)
+    risk_point_id: int | None = Field(default=None, index=True)
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     updated_at: datetime = Field(sa_column=_ts(nullable=False))

@@ -39,6 +39,7 @@ class ChecklistItem(SQLModel, table=True):
     basis: str = Field(default="", description="the standard or rule the item checks against")
     category: str = Field(max_length=16, description="hazard category a failure implies")
     grade_if_failed: str = Field(default="general", max_length=16)
+    risk_point_id: int | None = Field(default=None, description="set on risk-derived items")
 
 
 class InspectionPlan(SQLModel, table=True):
@@ -52,6 +53,8 @@ class InspectionPlan(SQLModel, table=True):
     tier: str = Field(max_length=16)
     cadence: str = Field(max_length=16, index=True)
     template_id: int = Field(foreign_key="checklist_template.id")
+    # The plan's own template when ``template_id`` is one derived from it plus risk measures.
+    base_template_id: int | None = Field(default=None, foreign_key="checklist_template.id")
     assignee_id: int | None = Field(default=None, foreign_key="person.id")
     assignee_role: str | None = Field(default=None, max_length=32)
     calendar_mode: str = Field(default="all_days", max_length=16)

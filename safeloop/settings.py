@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     listing_rules: dict[str, Any] = {}
     # Overdue ladder: days after the deadline at which levels 1 (unit head), 2 (principal) and
     # 3 (regulator) are reached; a major hazard starts at level 3.
+    # Risk grading bands (风险分级标准) overriding DOMAIN.md's, JSON in the environment, e.g.
+    # SAFELOOP_RISK_BANDS='{"ls": {"significant": 9}}' for the 9–16 / 4–8 matrix variant.
+    risk_bands: dict[str, Any] = {}
+    risk_review_days: int = 365  # an approved risk is due for re-evaluation after this
     escalation_days: tuple[int, int, int] = (0, 3, 7)
     due_soon_hours: int = 24
     sweep_batch_size: int = 5_000

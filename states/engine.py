@@ -243,6 +243,8 @@ def _decide(
         if refusal:
             raise GuardFailed(f"{what}不能「{rule.label}」：{refusal}", event=rule.name)
     audit_data = params.model_dump(mode="json", exclude_none=True) if params is not None else {}
+    if rule.annotate is not None:
+        audit_data.update(rule.annotate(subject, ctx))
     return subject, ctx, role, audit_data
 
 

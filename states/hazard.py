@@ -67,6 +67,7 @@ class ReportParams(BaseModel):
     evidence: list[EvidenceRef] = []
     inspection_task_id: int | None = None
     checklist_item: str | None = None
+    risk_point_id: int | None = None  # a failed risk-derived checklist item (对表检查)
 
 
 class AssignParams(BaseModel):
@@ -218,6 +219,7 @@ def on_report(subject: Subject, ctx: Context) -> dict[str, Any]:
         "finder_id": ctx.actor_id,
         "inspection_task_id": d.get("inspection_task_id"),
         "checklist_item": d.get("checklist_item"),
+        "risk_point_id": d.get("risk_point_id"),
     }
 
 

@@ -61,7 +61,8 @@ def checklist(ctx: Context, template_id: int) -> dict[str, dict[str, Any]]:
     key = ("checklist", template_id)
     if key not in ctx.memo:
         rows = ctx.conn.execute(
-            select(ITEM.c.code, ITEM.c.text, ITEM.c.category, ITEM.c.grade_if_failed)
+            select(ITEM.c.code, ITEM.c.text, ITEM.c.category, ITEM.c.grade_if_failed,
+                   ITEM.c.risk_point_id)
             .where(ITEM.c.template_id == template_id).order_by(ITEM.c.position)
         ).mappings()
         ctx.memo[key] = {r["code"]: dict(r) for r in rows}
@@ -187,6 +188,7 @@ def hazards_for_failures(subject: Subject, ctx: Context) -> list[Spawn]:
             "inspection_task_id": subject.row["id"],
             "checklist_item": item["code"],
             "evidence": result["evidence"],
+            **({"risk_point_id": item["risk_point_id"]} if item["risk_point_id"] else {}),
         }))
     return spawns
 

@@ -7,12 +7,13 @@ from states.errors import InvalidInput
 from states.hazard import HAZARD
 from states.inspection import INSPECTION
 from states.listing import LISTING
+from states.risk import RISK
 from states.stat_report import STAT_REPORT
 from states.suspension import SUSPENSION
 from states.workflow import Workflow
 
 WORKFLOWS: dict[str, Workflow] = {
-    w.name: w for w in (HAZARD, INSPECTION, LISTING, SUSPENSION, ANNUAL_PLAN, STAT_REPORT)
+    w.name: w for w in (HAZARD, INSPECTION, LISTING, SUSPENSION, ANNUAL_PLAN, STAT_REPORT, RISK)
 }
 
 

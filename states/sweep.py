@@ -1,4 +1,5 @@
-"""The deadline sweep: due-soon reminders, the overdue escalation ladder, missed inspections.
+"""The deadline sweep: due-soon reminders, the overdue escalation ladder, missed inspections,
+overdue statistics reports and listing duties, and risk points due for yearly re-evaluation.
 
 Each part selects only the rows that need an event now (indexed on state + deadline / period
 end) and fires them through ``engine.fire_many`` in batches as the system actor. Guards make
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from models import Hazard, InspectionTask, Listing, StatReport
+from models import Hazard, InspectionTask, Listing, RiskPoint, StatReport
 from models.db import as_utc, utcnow
 from models.enums import HazardGrade
 from states import engine
@@ -25,6 +26,7 @@ from states.hazard import HAZARD
 from states.inspection import INSPECTION
 from states.inspection import OPEN_STATES as OPEN_TASKS
 from states.listing import DUTIES, LISTING, RULES
+from states.risk import RISK
 from states.stat_report import STAT_REPORT
 from states.workflow import Workflow
 
@@ -32,6 +34,7 @@ HAZ = Hazard.__table__  # type: ignore[attr-defined]
 TASK = InspectionTask.__table__  # type: ignore[attr-defined]
 LST = Listing.__table__  # type: ignore[attr-defined]
 RPT = StatReport.__table__  # type: ignore[attr-defined]
+RSK = RiskPoint.__table__  # type: ignore[attr-defined]
 SYSTEM = engine.SYSTEM_ACTOR
 RECTIFYING = ("planning", "rectifying")
 TOP_LEVEL = 3
@@ -45,12 +48,14 @@ class SweepReport:
     refused: int = 0
     duties_overdue: int = 0
     reports_overdue: int = 0
+    risk_reviews: int = 0
     listing_escalations: dict[int, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {"reminders": self.reminders, "escalations": self.escalations,
                 "missed": self.missed, "refused": self.refused,
                 "duties_overdue": self.duties_overdue, "reports_overdue": self.reports_overdue,
+                "risk_reviews": self.risk_reviews,
                 "listing_escalations": self.listing_escalations}
 
 
@@ -115,6 +120,10 @@ def sweep(
     requests = [FireRequest(i, "mark_overdue", SYSTEM) for i in _ids(session, late)]
     report.reports_overdue = _fire(session, STAT_REPORT, requests, moment, batch_size,
                                    flow_run_id, report)
+    review = select(RSK.c.id).where(RSK.c.state == "approved", RSK.c.review_due <= moment, *(
+        [RSK.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else []))
+    requests = [FireRequest(i, "due_review", SYSTEM) for i in _ids(session, review)]
+    report.risk_reviews = _fire(session, RISK, requests, moment, batch_size, flow_run_id, report)
     return report
 
 

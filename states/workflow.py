@@ -71,6 +71,9 @@ Effect = Callable[[Subject, Context], dict[str, Any]]  # returns column changes
 Notify = Callable[[Subject, Context], list[str]]  # returns recipient specs for the outbox
 Spawner = Callable[[Subject, Context], "list[Spawn]"]  # entities to create with the event
 Cascader = Callable[[Subject, Context], "list[Cascade]"]  # events it fires on other entities
+# Facts computed at fire time that the audit row must carry (e.g. a risk's old and new grade);
+# the keys must be optional fields of the event's params so replay can read them back.
+Annotator = Callable[[Subject, Context], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class EventRule:
     requires_reason: bool = False
     spawn: Spawner | None = None
     cascade: Cascader | None = None
+    annotate: Annotator | None = None
 
 
 @dataclass

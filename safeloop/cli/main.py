@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from safeloop import orgfile
-from safeloop.cli import audit, flows, hazard, inspect, notify, plan, supervision
+from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, supervision
 from safeloop.cli import report as report
 from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json
 from safeloop.diagram import mermaid
@@ -32,6 +32,7 @@ app.add_typer(supervision.order_app, name="order")
 plan.plan_app.add_typer(supervision.annual_app, name="annual")
 app.add_typer(supervision.duty_app, name="stat-report")
 app.add_typer(report.app, name="report")
+app.add_typer(risk.app, name="risk")
 app.add_typer(notify.app, name="notify")
 app.add_typer(notify.outbox_app, name="outbox")
 org_app = typer.Typer(help="组织机构：辖区、企业、单位、人员与角色", no_args_is_help=True)

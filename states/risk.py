@@ -1,0 +1,324 @@
+"""The risk point (风险点) under grading and control (DOMAIN.md "Risk grading") as data.
+
+    identified ─evaluate─▶ evaluated ─approve─▶ approved ─due_review (yearly) / report_change─▶ review_due
+        ▲   revise           │  ▲ evaluate                                                      │
+        └────return_evaluation┘  └────────────────────────evaluate──────────────────────────────┘
+    retire (reason): any open state ─▶ retired
+
+An evaluation's score and grade come from its factors and the configured bands and are written
+into its audit row with the previous grade, so a grade change is always an event with both
+grades. The approved grade stays in force (control tier, derived checklists) until a new
+evaluation is approved.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy import select
+
+from models import RiskPoint, SiteArea, Unit
+from models.db import as_utc
+from models.enums import MeasureKind, RiskGrade, RiskKind, Tier
+from safeloop.settings import get_settings
+from states import risk_grading
+from states.errors import InvalidInput
+from states.workflow import ANY_OTHER, STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
+
+STATES: dict[str, str] = {
+    "identified": "已辨识",
+    "evaluated": "已评价待审批",
+    "approved": "已审批（管控中）",
+    "review_due": "待复评",
+    "retired": "已注销",
+}
+CONTROLLED = ("approved", "review_due")  # an approved grade is in force
+OPEN_STATES = ("identified", "evaluated", "approved", "review_due")
+# 《企业职工伤亡事故分类》GB 6441-1986: the twenty accident types.
+ACCIDENT_TYPES = (
+    "物体打击", "车辆伤害", "机械伤害", "起重伤害", "触电", "淹溺", "灼烫", "火灾", "高处坠落",
+    "坍塌", "冒顶片帮", "透水", "放炮", "火药爆炸", "瓦斯爆炸", "锅炉爆炸", "容器爆炸", "其它爆炸",
+    "中毒和窒息", "其它伤害",
+)
+UNIT = Unit.__table__  # type: ignore[attr-defined]
+AREA = SiteArea.__table__  # type: ignore[attr-defined]
+
+
+class MeasureParam(BaseModel):
+    model_config = STRICT
+    kind: MeasureKind
+    text: str = Field(min_length=1, max_length=500)
+
+
+def _accident_types(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    unknown = [v for v in values if v not in ACCIDENT_TYPES]
+    if unknown:
+        raise ValueError(f"不是 GB 6441 的事故类型：{'、'.join(unknown)}；可选：{'、'.join(ACCIDENT_TYPES)}")
+    return values
+
+
+class IdentifyParams(BaseModel):
+    model_config = STRICT
+    unit: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
+    kind: RiskKind
+    area: str | None = None
+    hazard_factors: list[str] = Field(min_length=1)
+    accident_types: list[str] = Field(min_length=1)
+    consequences: str = ""
+    measures: list[MeasureParam] = Field(min_length=1)
+    responsible: str | None = None
+    contacts: str = Field(default="", max_length=200)
+    emergency_contacts: list[str] = []
+
+    _types = field_validator("accident_types")(_accident_types)
+
+
+class ReviseParams(BaseModel):
+    model_config = STRICT
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: RiskKind | None = None
+    area: str | None = None
+    hazard_factors: list[str] | None = Field(default=None, min_length=1)
+    accident_types: list[str] | None = Field(default=None, min_length=1)
+    consequences: str | None = None
+    measures: list[MeasureParam] | None = Field(default=None, min_length=1)
+    responsible: str | None = None
+    contacts: str | None = Field(default=None, max_length=200)
+    emergency_contacts: list[str] | None = None
+
+    _types = field_validator("accident_types")(_accident_types)
+
+
+class EvaluateParams(BaseModel):
+    """Method and factors; score, grade, previous grade and bands are filled in by the engine
+    (``annotate``) and read back by replay."""
+
+    model_config = STRICT
+    method: Literal["lec", "ls"]
+    factors: dict[str, float]
+    note: str = ""
+    score: float | None = None
+    grade: RiskGrade | None = None
+    previous_grade: RiskGrade | None = None
+    bands: dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _factors_allowed(self) -> EvaluateParams:
+        try:
+            risk_grading.evaluate(self.method, self.factors)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+
+class ApproveParams(BaseModel):
+    """Nothing to give; the engine records the grade put in force and the one it replaces."""
+
+    model_config = STRICT
+    grade: RiskGrade | None = None
+    previous_grade: RiskGrade | None = None
+    control_unit: str | None = None
+
+
+class ChangeParams(BaseModel):
+    model_config = STRICT
+    trigger: Literal["change", "accident", "other"] = "change"
+
+
+TRIGGERS = {"change": "工艺、设备、人员或管理发生变化", "accident": "发生事故或险情", "other": "其他原因"}
+
+
+# ---- lookups ---------------------------------------------------------------------------------
+
+
+def area_id(ctx: Context, enterprise_id: int, name: str) -> int | None:
+    return ctx.conn.execute(select(AREA.c.id).where(
+        AREA.c.enterprise_id == enterprise_id, AREA.c.name == name)).scalar()
+
+
+def control_unit(ctx: Context, row: Any, grade: RiskGrade | str) -> tuple[int, str]:
+    """The unit controlling a risk of ``grade``: on the risk's unit line, the deepest unit at or
+    above the grade's control tier (the risk's own unit if it sits above that tier)."""
+    unit_path = row.get("_unit_path") or ctx.conn.execute(
+        select(UNIT.c.path).where(UNIT.c.id == row["unit_id"])).scalar_one()
+    ids = [int(p) for p in unit_path.strip("/").split("/") if p]
+    rows = {r[0]: r for r in ctx.conn.execute(
+        select(UNIT.c.id, UNIT.c.key, UNIT.c.tier).where(UNIT.c.id.in_(ids)))}
+    line = [rows[i] for i in ids if i in rows]
+    limit = risk_grading.TIER_RANK[risk_grading.STYLES[RiskGrade(grade)].tier]
+    fitting = [r for r in line if risk_grading.TIER_RANK[Tier(r[2])] <= limit]
+    chosen = fitting[-1] if fitting else line[0]
+    return int(chosen[0]), str(chosen[1])
+
+
+def evaluation_of(subject: Subject) -> risk_grading.Evaluation:
+    """The evaluation as recorded (replay) or computed now from the configured bands."""
+    d = subject.data
+    computed = risk_grading.evaluate(d["method"], d["factors"], risk_grading.configured_bands())
+    if d.get("grade") is None:
+        return computed
+    score = d["score"] if d.get("score") is not None else computed.score
+    return risk_grading.Evaluation(d["method"], computed.factors, score, RiskGrade(d["grade"]))
+
+
+# ---- guards ----------------------------------------------------------------------------------
+
+
+def area_registered(subject: Subject, ctx: Context) -> str | None:
+    name = subject.data.get("area")
+    if name and area_id(ctx, subject.row["enterprise_id"], name) is None:
+        return f"区域「{name}」尚未登记，请先用 safeloop risk area 登记区域及其坐标"
+    return None
+
+
+def grade_matches_bands(subject: Subject, _ctx: Context) -> str | None:
+    given = subject.data.get("grade")
+    if given is None:
+        return None
+    d = subject.data
+    computed = risk_grading.evaluate(d["method"], d["factors"], risk_grading.configured_bands())
+    if RiskGrade(given) != computed.grade:
+        return (f"按现行分级标准，风险值 {computed.score:g} 对应「{computed.grade.label}」，"
+                f"不能定为「{RiskGrade(given).label}」")
+    return None
+
+
+def approver_not_evaluator(subject: Subject, ctx: Context) -> str | None:
+    if ctx.actor_id is not None and ctx.actor_id == subject.row.get("evaluated_by_id"):
+        return "审批人不能是评价人本人（职责分离）"
+    return None
+
+
+def review_is_due(subject: Subject, ctx: Context) -> str | None:
+    due = subject.row.get("review_due")
+    if due is None or ctx.as_of < as_utc(due):
+        return "尚未到复评日期"
+    return None
+
+
+# ---- effects and annotations -----------------------------------------------------------------
+
+
+def _descriptive(subject: Subject, ctx: Context) -> dict[str, Any]:
+    d = {k: v for k, v in subject.data.items() if v is not None}
+    changes: dict[str, Any] = {}
+    for key in ("name", "kind", "hazard_factors", "accident_types", "consequences", "contacts",
+                "emergency_contacts"):
+        if key in d:
+            changes[key] = str(d[key]) if key == "kind" else d[key]
+    if "measures" in d:
+        changes["measures"] = [{"kind": str(m["kind"]), "text": m["text"]} for m in d["measures"]]
+        changes["checklist_dirty"] = True
+    if "area" in d:
+        changes["area_id"] = area_id(ctx, subject.row["enterprise_id"], d["area"]) if d["area"] else None
+    if "responsible" in d:
+        changes["responsible_id"] = ctx.resolve_person(d["responsible"]) if d["responsible"] else None
+    return changes
+
+
+def on_identify(subject: Subject, ctx: Context) -> dict[str, Any]:
+    changes = _descriptive(subject, ctx)
+    changes["checklist_dirty"] = False  # nothing to check until a grade is approved
+    return changes
+
+
+def on_evaluate(subject: Subject, ctx: Context) -> dict[str, Any]:
+    ev = evaluation_of(subject)
+    return {"method": ev.method, "factors": ev.factors, "score": ev.score, "grade": ev.grade.value,
+            "evaluated_by_id": ctx.actor_id, "evaluated_at": ctx.as_of}
+
+
+def note_evaluation(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    ev = evaluation_of(subject)
+    noted: dict[str, Any] = {"score": ev.score, "grade": ev.grade.value,
+                             "bands": risk_grading.configured_bands()[ev.method]}
+    if subject.row.get("grade"):
+        noted["previous_grade"] = subject.row["grade"]
+    return noted
+
+
+def on_approve(subject: Subject, ctx: Context) -> dict[str, Any]:
+    grade = subject.row["grade"]
+    unit_id, _key = control_unit(ctx, subject.row, grade)
+    return {"approved_grade": grade, "control_unit_id": unit_id, "approved_by_id": ctx.actor_id,
+            "approved_at": ctx.as_of, "review_reason": None, "checklist_dirty": True,
+            "review_due": ctx.as_of + timedelta(days=get_settings().risk_review_days)}
+
+
+def note_approval(subject: Subject, ctx: Context) -> dict[str, Any]:
+    grade = subject.row["grade"]
+    noted: dict[str, Any] = {"grade": grade,
+                             "control_unit": control_unit(ctx, subject.row, grade)[1]}
+    if subject.row.get("approved_grade"):
+        noted["previous_grade"] = subject.row["approved_grade"]
+    return noted
+
+
+def on_due_review(_subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"review_reason": "定期复评"}
+
+
+def on_report_change(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"review_reason": TRIGGERS[subject.data["trigger"]]}
+
+
+def on_retire(subject: Subject, _ctx: Context) -> dict[str, Any]:
+    return {"checklist_dirty": bool(subject.row.get("approved_grade"))}
+
+
+# ---- notifications ---------------------------------------------------------------------------
+
+
+def notify_approvers(subject: Subject, _ctx: Context) -> list[str]:
+    return [f"role:unit_head@unit:{subject.row['unit_id']}"]
+
+
+def notify_controllers(subject: Subject, _ctx: Context) -> list[str]:
+    specs = [f"role:safety_officer@unit:{subject.row['unit_id']}"]
+    if subject.row.get("responsible_id"):
+        specs.append(f"person:{subject.row['responsible_id']}")
+    return specs
+
+
+IDENTIFIERS = ("safety_officer", "unit_head", "principal")
+APPROVERS = ("unit_head", "principal")
+
+_events = [
+    EventRule("revise", "修订风险点信息", ("identified", "evaluated", "review_due"),
+              (Branch("identified", when=lambda s: s.state == "evaluated"), Branch(ANY_OTHER)),
+              IDENTIFIERS, ReviseParams, (area_registered,), _descriptive),
+    EventRule("evaluate", "风险评价", ("identified", "evaluated", "review_due"),
+              (Branch("evaluated"),), IDENTIFIERS, EvaluateParams, (grade_matches_bands,),
+              on_evaluate, notify_approvers, annotate=note_evaluation),
+    EventRule("return_evaluation", "退回重新评价", ("evaluated",), (Branch("identified"),),
+              APPROVERS, EmptyParams, (), None, notify_controllers, requires_reason=True),
+    EventRule("approve", "审批风险分级", ("evaluated",), (Branch("approved"),), APPROVERS,
+              ApproveParams, (approver_not_evaluator,), on_approve, notify_controllers,
+              annotate=note_approval),
+    EventRule("due_review", "到期复评", ("approved",), (Branch("review_due"),), ("system",),
+              EmptyParams, (review_is_due,), on_due_review, notify_controllers),
+    EventRule("report_change", "变更或事故后复评", ("approved",), (Branch("review_due"),),
+              IDENTIFIERS, ChangeParams, (), on_report_change, notify_controllers,
+              requires_reason=True),
+    EventRule("retire", "注销风险点", OPEN_STATES, (Branch("retired"),), APPROVERS, EmptyParams,
+              (), on_retire, notify_controllers, requires_reason=True),
+]
+
+IDENTIFY = EventRule("identify", "辨识登记风险点", (), (Branch("identified"),), IDENTIFIERS,
+                     IdentifyParams, (area_registered,), on_identify)
+
+RISK = Workflow(
+    name="risk",
+    label="风险点",
+    table=RiskPoint.__table__,  # type: ignore[attr-defined]
+    code_prefix="FX",
+    states=STATES,
+    terminal=frozenset({"retired"}),
+    create_event=IDENTIFY,
+    events={rule.name: rule for rule in _events},
+)
