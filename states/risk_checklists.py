@@ -3,7 +3,8 @@ inspection plans of its control tier and of every tier below it.
 
 A plan covers a risk when the plan's unit is the risk's own unit, or a unit above it whose tier
 checks the risk's approved grade (``risk_grading.tiers_checking``): a red risk in a team is on the
-team's, workshop's, plant's and group's checklists; a blue one only on the team's. A plan whose set of risk items changes gets a new, immutable
+team's, workshop's, plant's and group's checklists; a blue one only on the team's.
+A plan whose set of risk items changes gets a new, immutable
 template version — its own base items followed by the risk items — and its ``template_id`` moves
 to it, with an audit row naming the risks added and removed. Tasks already materialised keep the
 template they were created with, so a re-grading takes effect from the next period on.

@@ -233,7 +233,7 @@ def md_escape(value: object) -> str:
     return " ".join(text.split())
 
 
-def _environment(fmt: Format) -> Environment:
+def template_environment(fmt: Format) -> Environment:
     options: dict[str, Any] = {"loader": FileSystemLoader(TEMPLATES), "undefined": StrictUndefined,
                                "keep_trailing_newline": True, "trim_blocks": True,
                                "lstrip_blocks": True}
@@ -244,6 +244,6 @@ def _environment(fmt: Format) -> Environment:
 
 def render_bulletin(bulletin: Bulletin, fmt: Format) -> str:
     """Markdown or a printable HTML page; every value from the data is escaped."""
-    template = _environment(fmt).get_template(f"bulletin.{fmt}.j2")
+    template = template_environment(fmt).get_template(f"bulletin.{fmt}.j2")
     issued = zh_date(bulletin.issued_on) if bulletin.issued_on else None
     return template.render(b=bulletin, issued=issued)

@@ -19,8 +19,8 @@ from safeloop.reports.stats import NOTES, StatsReport, Table
 NUMBER_FORMATS = {"count": "0", "rate": "0.0%", "money": "#,##0.00"}
 NO_RATE = "—"
 _THIN = Side(style="thin", color="808080")
-_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
 def cell_value(kind: str, value: Any) -> Any:
@@ -43,8 +43,8 @@ def _sheet(ws: Worksheet, report: StatsReport, table: Table) -> None:
     for c, col in enumerate(table.columns, 1):
         cell = ws.cell(row=header, column=c, value=col.header)
         cell.font = Font(bold=True)
-        cell.fill = _HEADER_FILL
-        cell.border = _BOX
+        cell.fill = HEADER_FILL
+        cell.border = BOX
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         ws.column_dimensions[get_column_letter(c)].width = col.width
     ws.row_dimensions[header].height = 32
@@ -52,7 +52,7 @@ def _sheet(ws: Worksheet, report: StatsReport, table: Table) -> None:
     for i, row in enumerate(table.rows):
         for c, col in enumerate(table.columns, 1):
             cell = ws.cell(row=header + 1 + i, column=c, value=cell_value(col.kind, row.get(col.key)))
-            cell.border = _BOX
+            cell.border = BOX
             if col.kind in NUMBER_FORMATS:
                 cell.number_format = NUMBER_FORMATS[col.kind]
                 cell.alignment = Alignment(horizontal="right")

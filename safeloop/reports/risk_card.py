@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from models.enums import MeasureKind
-from safeloop.reports.bulletin import _environment
+from safeloop.reports.bulletin import template_environment
 from safeloop.reports.risk_list import (
     UNRATED,
     by_severity,
@@ -75,6 +75,6 @@ def card(risk: RiskView) -> Card:
 
 def render_cards(risks: list[RiskView], *, enterprise: str, as_of: date) -> str:
     """One HTML document with a card per risk point, most severe first (then by code)."""
-    template = _environment("html").get_template(TEMPLATE)
+    template = template_environment("html").get_template(TEMPLATE)
     cards = [card(risk) for risk in by_severity(risks)]
     return template.render(cards=cards, enterprise=enterprise, day=zh_date(as_of))

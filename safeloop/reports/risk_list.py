@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from models.enums import MeasureKind, RiskGrade, RiskKind
-from safeloop.reports.excel import _BOX, _HEADER_FILL
+from safeloop.reports.excel import BOX, HEADER_FILL
 from safeloop.reports.risk_views import Measure, RiskView
 from safeloop.reports.scope import zh_date
 from states.risk_grading import METHODS, RANKED, STYLES
@@ -157,8 +157,8 @@ def _sheet(ws: Worksheet, columns: tuple[Column, ...], title: list[str], rows: l
     for c, col in enumerate(columns, 1):
         cell = ws.cell(row=header, column=c, value=col.header)
         cell.font = Font(bold=True)
-        cell.fill = _HEADER_FILL
-        cell.border = _BOX
+        cell.fill = HEADER_FILL
+        cell.border = BOX
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         ws.column_dimensions[get_column_letter(c)].width = col.width
     ws.row_dimensions[header].height = 30
@@ -167,7 +167,7 @@ def _sheet(ws: Worksheet, columns: tuple[Column, ...], title: list[str], rows: l
             cell = ws.cell(row=header + 1 + i, column=c, value=value)
             if isinstance(value, str) and value.startswith("="):
                 cell.data_type = "s"  # text typed by a user, not a formula for Excel to run
-            cell.border = _BOX
+            cell.border = BOX
             cell.alignment = Alignment(vertical="top", wrap_text=True)
             if col.kind == "number":
                 cell.alignment = Alignment(horizontal="right", vertical="top")
