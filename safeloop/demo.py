@@ -3,7 +3,10 @@
 The scenario is scripted on fixed dates (as_of) so every run tells the same story: general and
 major hazards, a rejection, a refused self-acceptance, a refused incomplete plan, a cancellation,
 a fix on the spot with evidence, an overdue hazard escalated twice and extended, a regulator's
-regrade. It ends with ``audit verify`` and ``audit replay``.
+regrade; then risk grading (register, LEC/LS evaluation, approval, a re-grading after an
+accident, the risk list, four-colour map and notice cards) and, optionally, a simulated month
+of tiered inspections whose checklists carry the approved risks' measures. It ends with
+``audit verify`` and ``audit replay``.
 """
 
 from __future__ import annotations
@@ -25,18 +28,24 @@ from sqlmodel import Session
 
 from models import AuditEntry, Hazard, OutboxMessage, Unit
 from models.db import make_engine
-from models.enums import HazardGrade, Tier
-from safeloop import checklists, evidence, orgfile, plans
+from models.enums import HazardGrade, RiskGrade, Tier
+from safeloop import checklists, evidence, orgfile, plans, risks
+from safeloop.reports.risk_card import render_cards
+from safeloop.reports.risk_list import write_risk_list_xlsx
+from safeloop.reports.risk_map import render_risk_map
 from safeloop.schema import upgrade
 from safeloop.simulation import Stats, simulate, summary_rows
-from states import audit, engine
+from states import audit, engine, risk_grading
 from states.errors import SafeloopError
 from states.hazard import ESCALATION_LEVELS, HAZARD, PLAN_PARTS
 from states.replay import replay
+from states.risk import RISK
+from states.workflow import Workflow
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)  # a Monday morning
 DEMO_ORG = Path(__file__).parent / "data" / "demo_org.yaml"
+DEMO_RISKS = Path(__file__).parent / "data" / "demo_risks.yaml"
 FULL_PLAN = {
     "objectives": "更换失效安全阀，恢复储罐超压保护，隐患彻底消除",
     "methods": "倒罐降压后停用 2 号储罐，拆除旧阀，安装经校验的新安全阀并试验起跳压力",
@@ -60,7 +69,7 @@ class Demo:
         return (START + timedelta(days=day)).replace(hour=hour).astimezone(UTC)
 
     def step(self, day: int, who: str, text: str, action: Callable[[datetime], Any],
-             expect_refusal: bool = False) -> Any:
+             expect_refusal: bool = False, workflow: Workflow = HAZARD) -> Any:
         moment = self.at(day)
         when = moment.astimezone(ZONE).strftime("%m-%d %H:%M")
         try:
@@ -73,7 +82,7 @@ class Demo:
             return None
         extra = ""
         if result is not None and hasattr(result, "to_state"):
-            extra = f" → {HAZARD.state_label(result.to_state)}"
+            extra = f" → {workflow.state_label(result.to_state)}"
         self.console.print(f"  {when} [green]✓[/] {who}：{text}{extra}")
         return result
 
@@ -106,6 +115,7 @@ def run_demo(path: Path, console: Console, days: int = 30) -> int:
         console.print(f"数据库：{path}（SQLite，WAL）；组织：2 家企业、10 个单位、11 名人员")
         demo = Demo(session, storage, console)
         _scenario(demo)
+        _risks(demo)
         if days > 0:
             _simulate(demo, f"sqlite:///{path}", days)
         ok = _summary(demo)
@@ -196,6 +206,52 @@ def _scenario(d: Demo) -> None:
            comment="液位计失灵且无备用检测手段，构成重大隐患（安监总管三〔2017〕121号）")
 
 
+def _risks(d: Demo) -> None:
+    """Risk grading (风险分级管控) on the chemical plant: register, grade, approve, outputs."""
+    console = d.console
+    console.print("\n[bold]9. 风险分级管控：辨识评价（LEC/LS）→ 审批 → 风险清单、四色分布图、告知卡")
+    loaded = d.step(0, "li.anquan", f"登记 8 个区域和风险点并评价（{DEMO_RISKS.name}）",
+                    lambda m: risks.load_register(d.session, DEMO_RISKS, actor="li.anquan", as_of=m))
+    codes = loaded.created or []
+    d.step(1, "li.anquan", f"{codes[0]} 安全管理员尝试审批（须单位负责人或以上）", lambda m: engine.fire(
+        d.session, RISK, codes[0], "approve", actor="li.anquan", as_of=m), expect_refusal=True, workflow=RISK)
+    d.step(1, "li.anquan", f"{codes[4]} 评价取值 L=7（不在 LEC 取值表中）", lambda m: engine.fire(
+        d.session, RISK, codes[4], "evaluate", actor="li.anquan", as_of=m,
+        data={"method": "lec", "factors": {"L": 7, "E": 6, "C": 15}}), expect_refusal=True,
+        workflow=RISK)
+    for code in codes:
+        d.step(1, "wang.zhuren", f"{code} 审批风险分级", lambda m, c=code: engine.fire(
+            d.session, RISK, c, "approve", actor="wang.zhuren", as_of=m), workflow=RISK)
+    compressor = codes[4]
+    d.step(6, "li.anquan", f"{compressor} 压缩机房发生泄漏着火，启动复评", lambda m: engine.fire(
+        d.session, RISK, compressor, "report_change", actor="li.anquan", as_of=m,
+        data={"trigger": "accident"}, comment="压缩机房氢气泄漏着火（险情，无人员伤亡）"), workflow=RISK)
+    d.step(6, "li.anquan", f"{compressor} 重新评价 L=3 E=6 C=15", lambda m: engine.fire(
+        d.session, RISK, compressor, "evaluate", actor="li.anquan", as_of=m,
+        data={"method": "lec", "factors": {"L": 3, "E": 6, "C": 15}}), workflow=RISK)
+    d.step(7, "zhao.chejian", f"{compressor} 审批：一般风险升为较大风险", lambda m: engine.fire(
+        d.session, RISK, compressor, "approve", actor="zhao.chejian", as_of=m), workflow=RISK)
+    name, views = risks.risk_views(d.session, "jinhua", zone=str(ZONE))
+    table = Table(title=f"{name} 风险分级")
+    for header in ("编号", "风险点", "评价", "等级", "管控层级", "管控单位"):
+        table.add_column(header, no_wrap=header == "编号")
+    for v in views:
+        style = risk_grading.STYLES[RiskGrade(v.grade)] if v.grade else None
+        table.add_row(v.code, v.name, f"{(v.method or '').upper()} {v.score:g}",
+                      f"{RiskGrade(v.grade).label}（{style.colour}）" if style else "—",
+                      style.tier_label if style else "—", v.control_unit)
+    console.print(table)
+    out = d.storage / "risk"
+    out.mkdir(parents=True, exist_ok=True)
+    day = (START + timedelta(days=7)).date()
+    write_risk_list_xlsx(views, out / "风险清单.xlsx", enterprise=name, as_of=day)
+    drawing = risks.risk_map(d.session, "jinhua", as_of=day, zone=str(ZONE))
+    (out / "四色分布图.svg").write_text(render_risk_map(drawing), encoding="utf-8")
+    (out / "告知卡.html").write_text(render_cards(views, enterprise=name, as_of=day), encoding="utf-8")
+    console.print(f"输出：{out}/风险清单.xlsx、四色分布图.svg、告知卡.html（用浏览器打开）；"
+                  "已审批风险点的管控措施在生成排查任务时纳入本级及以下各级检查表（对表检查）")
+
+
 def _plans(session: Session) -> int:
     """One plan per unit at its tier's cadence (班组日查、车间周查、厂矿月查、集团公司季查)."""
     checklists.load_shipped(session)
@@ -215,7 +271,7 @@ def _plans(session: Session) -> int:
 def _simulate(d: Demo, url: str, days: int) -> None:
     console = d.console
     count = _plans(d.session)
-    console.print(f"\n[bold]9. 分级排查：{count} 个排查计划（班组日查、车间周查、厂矿月查、集团公司季查），"
+    console.print(f"\n[bold]10. 分级排查：{count} 个排查计划（班组日查、车间周查、厂矿月查、集团公司季查），"
                   f"Prefect 流程逐日运行 {days} 天（每天 00:05 生成任务、18:00 期限巡检，每周审计检查点）")
     started = time.monotonic()
     stats = simulate(d.session, console, start=START.date(), days=days, database_url=url)

@@ -117,7 +117,8 @@ def evaluate(method: str, factors: Mapping[str, Any],
         value = _number(factors[key])
         if value is None or value not in choices:
             shown = "、".join(f"{c:g}" for c in choices)
-            raise InvalidInput(f"{FACTOR_LABELS[method][key]} 的取值「{factors[key]}」无效，"
+            given = f"{value:g}" if value is not None else factors[key]
+            raise InvalidInput(f"{FACTOR_LABELS[method][key]} 的取值「{given}」无效，"
                                f"可选：{shown}")
         values[key] = value
     score = 1.0

@@ -183,7 +183,8 @@ def validate_params(rule: EventRule, data: Mapping[str, Any]) -> BaseModel | Non
         return rule.params.model_validate(dict(data))
     except Exception as exc:  # pydantic.ValidationError
         errors = getattr(exc, "errors", lambda: [])()
-        parts = [f"{'.'.join(str(p) for p in e['loc'])}：{zh_error(e)}" for e in errors] or [str(exc)]
+        parts = [(f"{'.'.join(str(p) for p in e['loc'])}：" if e["loc"] else "") + zh_error(e)
+                 for e in errors] or [str(exc)]
         raise InvalidInput(
             f"操作「{rule.label}」的参数有误：" + "；".join(parts),
             fields=[".".join(str(p) for p in e["loc"]) for e in errors],
