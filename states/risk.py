@@ -1,8 +1,8 @@
 """The risk point (风险点) under grading and control (DOMAIN.md "Risk grading") as data.
 
     identified ─evaluate─▶ evaluated ─approve─▶ approved ─due_review (yearly) / report_change─▶ review_due
-        ▲   revise           │  ▲ evaluate                                                      │
-        └────return_evaluation┘  └────────────────────────evaluate──────────────────────────────┘
+     ▲  revise               │  ▲ evaluate                                                  revise │
+     └───return_evaluation───┘  └────────────────────────evaluate──────────────────────────────────┘
     retire (reason): any open state ─▶ retired
 
 An evaluation's score and grade come from its factors and the configured bands and are written
@@ -289,8 +289,9 @@ IDENTIFIERS = ("safety_officer", "unit_head", "principal")
 APPROVERS = ("unit_head", "principal")
 
 _events = [
-    EventRule("revise", "修订风险点信息", ("identified", "evaluated", "review_due"),
-              (Branch("identified", when=lambda s: s.state == "evaluated"), Branch(ANY_OTHER)),
+    # Revising what an evaluation rests on is for points not awaiting approval: an evaluated
+    # point is returned first (return_evaluation), so no approval covers unseen changes.
+    EventRule("revise", "修订风险点信息", ("identified", "review_due"), (Branch(ANY_OTHER),),
               IDENTIFIERS, ReviseParams, (area_registered,), _descriptive),
     EventRule("evaluate", "风险评价", ("identified", "evaluated", "review_due"),
               (Branch("evaluated"),), IDENTIFIERS, EvaluateParams, (grade_matches_bands,),

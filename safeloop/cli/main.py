@@ -13,7 +13,7 @@ from safeloop.cli import report as report
 from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json
 from safeloop.diagram import mermaid
 from safeloop.schema import upgrade
-from states.registry import get_workflow
+from states.registry import WORKFLOWS, get_workflow
 
 app = typer.Typer(
     help="safeloop — 安全生产双重预防机制工作流（隐患闭环、分级排查、挂牌督办、审计留痕）",
@@ -81,16 +81,18 @@ def org_load_cmd(
     console.print(f"组织文件已加载：新增 {created}；更新 {updated}（审计序号 {report.audit_seq}）")
 
 
-@diagram_app.command("hazard")
-def diagram_hazard() -> None:
-    """隐患闭环状态图（Mermaid）。"""
-    typer.echo(mermaid(get_workflow("hazard")), nl=False)
+def _diagram_command(name: str) -> None:
+    workflow = get_workflow(name)
+
+    def show() -> None:
+        typer.echo(mermaid(workflow), nl=False)
+
+    show.__doc__ = f"{workflow.label}状态图（Mermaid）。"
+    diagram_app.command(name.replace("_", "-"))(show)
 
 
-@diagram_app.command("inspection")
-def diagram_inspection() -> None:
-    """排查任务状态图（Mermaid）。"""
-    typer.echo(mermaid(get_workflow("inspection")), nl=False)
+for _name in WORKFLOWS:
+    _diagram_command(_name)
 
 
 @app.command("demo")

@@ -335,3 +335,25 @@ def test_bad_register_names_the_line_and_writes_nothing(org, tmp_path):
 def test_bad_polygons_refused(polygon):
     with pytest.raises(InvalidInput):
         risks.parse_polygon(polygon)
+
+
+def test_revised_measures_reach_the_checklist(planned):
+    rid = graded(planned, lec(1, 6, 3), unit="jinhua-team-a", name="循环水泵")  # blue: team only
+    risk_checklists.sync(planned, as_of=NOW)
+    fire(planned, rid, "report_change", "li.anquan", data={"trigger": "change"}, comment="更换新泵")
+    measures = [{"kind": "engineering", "text": "新泵联轴器防护罩完好"},
+                {"kind": "management", "text": "泵房地面积水及时清理"},
+                {"kind": "training", "text": "岗位人员熟悉新泵操作规程"}]
+    fire(planned, rid, "revise", "li.anquan", data={"measures": measures})
+    assert risk_row(planned, rid).checklist_dirty
+    assert risk_checklists.sync(planned, as_of=NOW).plans_changed == 1
+    plan = planned.exec(select(InspectionPlan).where(InspectionPlan.key == "p-ta")).scalars().one()
+    texts = list(planned.connection().execute(select(ChecklistItem.text).where(
+        ChecklistItem.template_id == plan.template_id, ChecklistItem.risk_point_id == rid)
+        .order_by(ChecklistItem.position)).scalars())
+    planned.rollback()
+    assert texts == [f"【循环水泵】{m['text']}" for m in measures]
+    assert not risk_row(planned, rid).checklist_dirty
+    with pytest.raises(TransitionNotAllowed):  # awaiting approval: return it first
+        fire(planned, rid, "evaluate", "li.anquan", data=lec(1, 6, 3))
+        fire(planned, rid, "revise", "li.anquan", data={"consequences": "轻伤"})
