@@ -26,6 +26,7 @@ from bench import (
     fire_single,
     flow_overhead,
     materialize,
+    risk_derive,
     sweep,
 )
 from bench.common import Result
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     audit_verify.NAME: audit_verify.run,
     materialize.NAME: materialize.run,
     sweep.NAME: sweep.run,
+    risk_derive.NAME: risk_derive.run,
     dispatch.NAME: dispatch.run,
     flow_overhead.NAME: flow_overhead.run,  # last: it imports Prefect, starts its server
 }
