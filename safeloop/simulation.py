@@ -65,6 +65,15 @@ class World:
                 return self.rng.choice(candidates)
         return None
 
+    def checklist(self, template_id: int) -> list[tuple[str, str]]:
+        """A template's items; risk-derived templates appear as the days go by, so load late."""
+        if template_id not in self.items:
+            self.items[template_id] = [tuple(r) for r in self.session.connection().execute(  # type: ignore[misc]
+                select(ChecklistItem.code, ChecklistItem.grade_if_failed)  # type: ignore[call-overload]
+                .where(ChecklistItem.template_id == template_id).order_by(ChecklistItem.position))]
+            self.session.rollback()
+        return self.items[template_id]
+
     def act(self, label: str, action: Callable[[], Any]) -> Any:
         try:
             result = action()
@@ -150,7 +159,7 @@ def _inspect(world: World, day: date) -> None:
             continue
         moment = world.at(day, world.rng.randint(9, 16), world.rng.randint(0, 59))
         results = []
-        for code, grade in world.items[task.template_id]:
+        for code, grade in world.checklist(task.template_id):
             if world.rng.random() < FAIL_CHANCE[grade]:
                 results.append({"item": code, "outcome": "fail",
                                 "note": world.rng.choice(NOTES)})

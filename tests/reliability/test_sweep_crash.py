@@ -135,7 +135,7 @@ def test_sweep_killed_midway_then_rerun(base: Session, db_url: str, tmp_path: Pa
     again = sweep(base, as_of=SWEEP_AT, batch_size=1_000)
     assert again.to_dict() == {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0,
                               "duties_overdue": 0, "listing_escalations": {},
-                              "reports_overdue": 0}
+                              "reports_overdue": 0, "risk_reviews": 0}
 
 
 # ---- repeated sweeps ------------------------------------------------------------------------
