@@ -299,10 +299,14 @@ def _sim_summary(d: Demo) -> None:
             select(AuditEntry.data).where(AuditEntry.event == "escalate")))
     d.session.rollback()
     hazards = rows["hazards"]
+    from_risks = d.session.connection().execute(select(func.count()).select_from(Hazard).where(
+        Hazard.risk_point_id.is_not(None))).scalar_one()  # type: ignore[union-attr]
+    d.session.rollback()
     d.console.print(
         f"隐患：共 {sum(hazards.values())} 条，已销号 {hazards['closed']}，"
         f"整改中/方案中 {hazards['rectifying'] + hazards['planning']}，"
-        f"待验收 {hazards['pending_acceptance']}，逾期未改 {rows['overdue']}；"
+        f"待验收 {hazards['pending_acceptance']}，逾期未改 {rows['overdue']}，"
+        f"其中风险点管控措施检查不合格发现 {from_risks} 条；"
         "逾期升级：" + "，".join(f"{ESCALATION_LEVELS[k]} {v} 次" for k, v in sorted(levels.items()))
         + f"；Prefect 流程运行 {stats.flow_runs} 次，模拟用时 {seconds:.0f} 秒"
     )
