@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from models import Hazard, Person, Unit
+from models import Hazard, Person, RiskPoint, Unit
 from models.enums import HazardCategory, HazardGrade, HazardSource
 from safeloop import evidence
 from safeloop.cli.common import (
@@ -162,8 +162,10 @@ def _query() -> Any:
     return (
         select(Hazard, Unit.key.label("unit_key"), Unit.name.label("unit_name"),  # type: ignore[attr-defined]
                owner.key.label("owner_key"), owner.name.label("owner_name"),  # type: ignore[attr-defined]
-               finder.name.label("finder_name"))  # type: ignore[attr-defined]
+               finder.name.label("finder_name"),  # type: ignore[attr-defined]
+               RiskPoint.code.label("risk_code"))  # type: ignore[attr-defined]
         .join(Unit, Unit.id == Hazard.unit_id)  # type: ignore[arg-type]
+        .outerjoin(RiskPoint, RiskPoint.id == Hazard.risk_point_id)  # type: ignore[arg-type]
         .outerjoin(owner, owner.id == Hazard.owner_id)  # type: ignore[arg-type]
         .join(finder, finder.id == Hazard.finder_id)  # type: ignore[arg-type]
     )
@@ -182,7 +184,8 @@ def _record(row: Any) -> dict[str, Any]:
         "escalation_level": h.escalation_level, "version": h.version,
         "reinspected_at": to_local(h.reinspected_at, zone),
         "accepted_at": to_local(h.accepted_at, zone), "closed_at": to_local(h.closed_at, zone),
-        "cancel_reason": h.cancel_reason,
+        "cancel_reason": h.cancel_reason, "checklist_item": h.checklist_item,
+        "risk_point": row.risk_code,
     }
 
 
@@ -252,7 +255,8 @@ def show_cmd(code: str, as_json: JsonOpt = False) -> None:
               "owner_name": "整改责任人", "deadline": "整改期限", "measures": "整改措施",
               "funds": "资金", "escalation_level": "升级级别", "reinspected_at": "复查时间",
               "accepted_at": "验收时间",
-              "cancel_reason": "撤销原因", "version": "版本"}
+              "cancel_reason": "撤销原因", "checklist_item": "检查项", "risk_point": "关联风险点",
+              "version": "版本"}
     for key, label in labels.items():
         if record.get(key) not in (None, ""):
             table.add_row(label, str(record[key]))

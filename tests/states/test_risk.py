@@ -292,7 +292,15 @@ def test_failed_risk_item_opens_hazard_linked_to_the_risk(planned):
                 data={"results": results}, as_of=NOW)
     hazard = planned.exec(select(Hazard).where(Hazard.inspection_task_id == task.id)).scalars().one()
     assert (hazard.risk_point_id, hazard.checklist_item, hazard.category) == (rid, failed, "thing")
+    hazard_code = hazard.code
     planned.rollback()
+    from typer.testing import CliRunner
+
+    from safeloop.cli.main import app
+
+    url = planned.get_bind().url.render_as_string(hide_password=False)
+    shown = CliRunner().invoke(app, ["--db", url, "hazard", "show", hazard_code, "--json"])
+    assert json.loads(shown.output)["risk_point"] == risk_code
     assert replay(planned.connection()).ok
 
 
