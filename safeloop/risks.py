@@ -26,7 +26,7 @@ from safeloop.reports.risk_views import MapArea, Measure, RiskMap, RiskView
 from safeloop.yamlfile import parse_yaml, validation_problems, where
 from states import engine
 from states.errors import InvalidInput, NotFound, PermissionDenied
-from states.risk import RISK, EvaluateParams, IdentifyParams
+from states.risk import IDENTIFY, RISK, EvaluateParams, IdentifyParams
 
 AREA = SiteArea.__table__  # type: ignore[attr-defined]
 RP = RiskPoint.__table__  # type: ignore[attr-defined]
@@ -179,7 +179,7 @@ def load_register(session: Session, path: Path, *, actor: str,
                 raise InvalidInput(f"{spot}：{message}") from exc
     enterprise_id, _ = enterprise_of(session, register.enterprise)
     _check_editor(session, enterprise_id, actor)
-    _check_units(session, enterprise_id, register, path.name, root)
+    _check_units(session, enterprise_id, register, path.name, root, actor)
     session.rollback()
     report = LoadReport(created=[], skipped=[])
     for area in register.areas:
@@ -204,16 +204,25 @@ def load_register(session: Session, path: Path, *, actor: str,
 
 
 def _check_units(session: Session, enterprise_id: int, register: RegisterIn, source: str,
-                 root: Any) -> None:
-    known = dict(session.connection().execute(
-        select(UNIT.c.key, UNIT.c.enterprise_id).where(
-            UNIT.c.key.in_([p.unit for p in register.risk_points]))).all())
+                 root: Any, actor: str) -> None:
+    """Every point's unit exists in the enterprise and the actor may register risks there, so
+    a load is refused before its first write rather than halfway through."""
+    conn = session.connection()
+    known = {k: (e, p) for k, e, p in conn.execute(
+        select(UNIT.c.key, UNIT.c.enterprise_id, UNIT.c.path).where(
+            UNIT.c.key.in_([p.unit for p in register.risk_points]))).all()}
+    covering = [f"/{u}/" for (u,) in conn.execute(
+        select(GRANT.c.unit_id).join(PERSON, PERSON.c.id == GRANT.c.person_id).where(
+            PERSON.c.key == actor, GRANT.c.role.in_(IDENTIFY.roles), GRANT.c.unit_id.is_not(None)))]
     areas = {a.name for a in register.areas} | set(session.connection().execute(
         select(AREA.c.name).where(AREA.c.enterprise_id == enterprise_id)).scalars())
     for n, point in enumerate(register.risk_points):
-        if known.get(point.unit) != enterprise_id:
-            raise InvalidInput(f"{where(source, root, ['risk_points', n, 'unit'])}：单位「{point.unit}」"
-                               f"不存在或不属于企业「{register.enterprise}」")
+        spot = where(source, root, ['risk_points', n, 'unit'])
+        if point.unit not in known or known[point.unit][0] != enterprise_id:
+            raise InvalidInput(f"{spot}：单位「{point.unit}」不存在或不属于企业「{register.enterprise}」")
+        if not any(grant in known[point.unit][1] for grant in covering):
+            raise PermissionDenied(f"{spot}：{actor} 在单位「{point.unit}」没有登记风险点的角色"
+                                   "（安全管理员、单位负责人或主要负责人）")
         if point.area and point.area not in areas:
             raise InvalidInput(f"{where(source, root, ['risk_points', n, 'area'])}：区域「{point.area}」"
                                "未登记（在 areas 中给出其坐标）")

@@ -336,6 +336,9 @@ def test_bad_register_names_the_line_and_writes_nothing(org, tmp_path):
     assert "xinfeng-team-weld" in caught.value.message and "不属于" in caught.value.message
     with pytest.raises(PermissionDenied):
         risks.load_register(org, REGISTER, actor="feng.hanjie", as_of=NOW)
+    with pytest.raises(PermissionDenied) as caught:  # the team's unit head, not the plant's
+        risks.load_register(org, REGISTER, actor="zhao.chejian", as_of=NOW)
+    assert "jinhua-team-tank" in caught.value.message
     assert row_counts(org) == before
 
 
