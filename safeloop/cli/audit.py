@@ -23,6 +23,7 @@ from states.checkpoint import CHECKPOINT_FILE
 from states.errors import InvalidInput, NotFound
 from states.registry import WORKFLOWS
 from states.replay import replay
+from states.workflow import Workflow
 
 app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
@@ -35,6 +36,15 @@ def history(session: Session, entity_type: str, entity_id: int) -> list[dict[str
         .order_by(AUDIT.c.seq)
     ).mappings()
     return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+
+def entity_with_history(session: Session, workflow: Workflow, code: str) -> dict[str, Any]:
+    """An entity's row by code with its audit history (``show`` commands); NotFound if absent."""
+    row = session.connection().execute(
+        select(workflow.table).where(workflow.table.c.code == code)).mappings().first()
+    if row is None:
+        raise NotFound(f"{workflow.label}「{code}」不存在")
+    return {**dict(row), "history": history(session, workflow.name, row["id"])}
 
 
 def print_history(rows: list[dict[str, Any]]) -> None:

@@ -15,7 +15,7 @@ from models import Enterprise, RiskPoint
 from models.enums import MeasureKind, RiskGrade
 from safeloop import risks
 from safeloop.calendar import local_date
-from safeloop.cli.audit import history, print_history
+from safeloop.cli.audit import entity_with_history, print_history
 from safeloop.cli.common import (
     STATE,
     AsOfOpt,
@@ -253,11 +253,7 @@ def _grade(value: str | None) -> str:
 def show_cmd(code: str, as_json: JsonOpt = False) -> None:
     """显示风险点详情和操作记录。"""
     with open_session() as session:
-        row = session.connection().execute(select(RP).where(RP.c.code == code)).mappings().first()
-        if row is None:
-            raise NotFound(f"风险点「{code}」不存在")
-        record = dict(row)
-        record["history"] = history(session, RISK.name, row["id"])
+        record = entity_with_history(session, RISK, code)
     if as_json:
         print_json(record)
         return

@@ -108,15 +108,10 @@ def _rows(workflow: Workflow, state: str | None,
 
 
 def _show(workflow: Workflow, code: str, as_json: bool) -> None:
-    from safeloop.cli.audit import history, print_history
+    from safeloop.cli.audit import entity_with_history, print_history
 
     with open_session() as session:
-        row = session.connection().execute(
-            select(workflow.table).where(workflow.table.c.code == code)).mappings().first()
-        if row is None:
-            raise NotFound(f"{workflow.label}「{code}」不存在")
-        record = dict(row)
-        record["history"] = history(session, workflow.name, row["id"])
+        record = entity_with_history(session, workflow, code)
     if as_json:
         print_json(record)
         return

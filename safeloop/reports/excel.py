@@ -30,9 +30,11 @@ def cell_value(kind: str, value: Any) -> Any:
     return value
 
 
-def _sheet(ws: Worksheet, report: StatsReport, table: Table) -> None:
-    width = len(table.columns)
-    lines = [report.title, *report.meta]
+def title_and_header(ws: Worksheet, lines: list[str], columns: list[tuple[str, float]],
+                     header_height: float = 32) -> int:
+    """A merged title block (first line large, centred) and a boxed header row; returns the
+    header's row number. ``columns`` are (header text, column width)."""
+    width = len(columns)
     for r, text in enumerate(lines, 1):
         ws.cell(row=r, column=1, value=text)
         ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
@@ -40,14 +42,21 @@ def _sheet(ws: Worksheet, report: StatsReport, table: Table) -> None:
     ws.cell(row=1, column=1).alignment = Alignment(horizontal="center")
     ws.row_dimensions[1].height = 24
     header = len(lines) + 1
-    for c, col in enumerate(table.columns, 1):
-        cell = ws.cell(row=header, column=c, value=col.header)
+    for c, (text, col_width) in enumerate(columns, 1):
+        cell = ws.cell(row=header, column=c, value=text)
         cell.font = Font(bold=True)
         cell.fill = HEADER_FILL
         cell.border = BOX
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        ws.column_dimensions[get_column_letter(c)].width = col.width
-    ws.row_dimensions[header].height = 32
+        ws.column_dimensions[get_column_letter(c)].width = col_width
+    ws.row_dimensions[header].height = header_height
+    return header
+
+
+def _sheet(ws: Worksheet, report: StatsReport, table: Table) -> None:
+    width = len(table.columns)
+    header = title_and_header(ws, [report.title, *report.meta],
+                              [(col.header, col.width) for col in table.columns])
     last = len(table.rows) - 1
     for i, row in enumerate(table.rows):
         for c, col in enumerate(table.columns, 1):

@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from models.enums import MeasureKind, RiskGrade, RiskKind
-from safeloop.reports.excel import BOX, HEADER_FILL
+from safeloop.reports.excel import BOX, title_and_header
 from safeloop.reports.risk_views import Measure, RiskView
 from safeloop.reports.scope import zh_date
 from states.risk_grading import METHODS, RANKED, STYLES
@@ -147,21 +147,7 @@ def _tables(risks: list[RiskView], enterprise: str,
 
 def _sheet(ws: Worksheet, columns: tuple[Column, ...], title: list[str], rows: list[list[Any]]) -> None:
     width = len(columns)
-    for r, text in enumerate(title, 1):
-        ws.cell(row=r, column=1, value=text)
-        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
-    ws.cell(row=1, column=1).font = Font(bold=True, size=14)
-    ws.cell(row=1, column=1).alignment = Alignment(horizontal="center")
-    ws.row_dimensions[1].height = 24
-    header = len(title) + 1
-    for c, col in enumerate(columns, 1):
-        cell = ws.cell(row=header, column=c, value=col.header)
-        cell.font = Font(bold=True)
-        cell.fill = HEADER_FILL
-        cell.border = BOX
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        ws.column_dimensions[get_column_letter(c)].width = col.width
-    ws.row_dimensions[header].height = 30
+    header = title_and_header(ws, title, [(col.header, col.width) for col in columns], 30)
     for i, row in enumerate(rows):
         for c, (col, value) in enumerate(zip(columns, row, strict=True), 1):
             cell = ws.cell(row=header + 1 + i, column=c, value=value)
