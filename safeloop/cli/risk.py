@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from models import Enterprise, RiskPoint
+from models import RiskPoint
 from models.enums import MeasureKind, RiskGrade
 from safeloop import risks
 from safeloop.calendar import local_date
@@ -216,11 +216,7 @@ def list_cmd(enterprise: Annotated[str | None, typer.Option(help="企业编号")
     stmt = select(RP).order_by(RP.c.id).limit(1000)
     with open_session() as session:
         if enterprise is not None:
-            found = session.connection().execute(
-                select(Enterprise.id).where(Enterprise.key == enterprise)).scalar()  # type: ignore[call-overload]
-            if found is None:
-                raise NotFound(f"企业「{enterprise}」不存在")
-            stmt = stmt.where(RP.c.enterprise_id == found)
+            stmt = stmt.where(RP.c.enterprise_id == risks.enterprise_of(session, enterprise)[0])
         if grade:
             stmt = stmt.where(RP.c.grade == grade)
         if state:
