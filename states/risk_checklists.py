@@ -114,6 +114,15 @@ def _chunk(session: Session, enterprise_ids: list[int], today: date, moment: dat
            actor: str, flow_run_id: str | None, report: DeriveReport,
            bases: dict[int, tuple[Any, list[tuple[Any, ...]]]]) -> int:
     conn = session.connection()
+    # The plans first, locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers):
+    # a second sync of the same enterprises waits here, then finds their checklists current.
+    plans = conn.execute(
+        select(PLAN.c.id, PLAN.c.key, PLAN.c.tier, PLAN.c.template_id, PLAN.c.base_template_id,
+               PLAN.c.enterprise_id, UNIT.c.path)
+        .join(UNIT, UNIT.c.id == PLAN.c.unit_id)
+        .where(PLAN.c.enterprise_id.in_(enterprise_ids),
+               or_(PLAN.c.active_until.is_(None), PLAN.c.active_until >= today))
+        .order_by(PLAN.c.id).with_for_update(of=PLAN)).all()
     seen = conn.execute(select(RISK.c.id, RISK.c.version).where(
         RISK.c.enterprise_id.in_(enterprise_ids), RISK.c.checklist_dirty.is_(True))).all()
     risks: dict[int, list[_Risk]] = {}
@@ -127,13 +136,6 @@ def _chunk(session: Session, enterprise_ids: list[int], today: date, moment: dat
         risks.setdefault(r.enterprise_id, []).append(_Risk(
             r.id, r.code, r.name, r.path, RiskGrade(r.approved_grade),
             tuple((m["kind"], m["text"]) for m in (r.measures or []))))
-    plans = conn.execute(
-        select(PLAN.c.id, PLAN.c.key, PLAN.c.tier, PLAN.c.template_id, PLAN.c.base_template_id,
-               PLAN.c.enterprise_id, UNIT.c.path)
-        .join(UNIT, UNIT.c.id == PLAN.c.unit_id)
-        .where(PLAN.c.enterprise_id.in_(enterprise_ids),
-               or_(PLAN.c.active_until.is_(None), PLAN.c.active_until >= today))
-        .order_by(PLAN.c.id)).all()
     current = dict(conn.execute(select(TEMPLATE.c.id, TEMPLATE.c.sha256).where(
         TEMPLATE.c.id.in_({p.template_id for p in plans}))).all()) if plans else {}
     changes = []

@@ -368,3 +368,38 @@ def test_revised_measures_reach_the_checklist(planned):
     with pytest.raises(TransitionNotAllowed):  # awaiting approval: return it first
         fire(planned, rid, "evaluate", "li.anquan", data=lec(1, 6, 3))
         fire(planned, rid, "revise", "li.anquan", data={"consequences": "轻伤"})
+
+
+def test_two_syncs_at_once_derive_each_plan_once(planned, db_url):
+    """Overlapping materialisation runs both derive: one does the work, the other finds it done."""
+    import threading
+
+    from sqlmodel import Session
+
+    from models.db import make_engine
+
+    graded(planned, lec(3, 6, 40))  # red on the tank team: four plans up its line
+    planned.rollback()
+    start, errors, reports = threading.Barrier(2), [], []
+
+    def run() -> None:
+        eng = make_engine(db_url)
+        try:
+            with Session(eng) as session:
+                start.wait()
+                reports.append(risk_checklists.sync(session, as_of=NOW).plans_changed)
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            errors.append(exc)
+        finally:
+            eng.dispose()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(reports) == [0, 4]
+    derived = planned.connection().execute(select(AuditEntry.entity_code).where(
+        AuditEntry.event == "derive_checklist")).scalars().all()
+    planned.rollback()
+    assert sorted(derived) == ["p-group", "p-plant", "p-stor", "p-tank"]
