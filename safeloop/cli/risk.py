@@ -310,7 +310,7 @@ def map_cmd(enterprise: EnterpriseArg, out: OutOpt, as_of: AsOfOpt = None) -> No
 def card_cmd(enterprise: EnterpriseArg, out: OutOpt,
              code: Annotated[list[str] | None, typer.Option(
                  "--code", help="只输出这些风险点，可重复")] = None) -> None:
-    """生成安全风险告知卡（可打印的 HTML，每张一页）。"""
+    """生成安全风险告知卡（可打印的 HTML，每张一页；--out 以 .pdf 结尾时输出 PDF）。"""
     from safeloop.reports.risk_card import render_cards
 
     with open_session() as session:
@@ -320,7 +320,14 @@ def card_cmd(enterprise: EnterpriseArg, out: OutOpt,
         if unknown:
             raise NotFound(f"企业「{enterprise}」没有这些风险点：{'、'.join(unknown)}")
         views = [v for v in views if v.code in code]
-    out.write_text(render_cards(views, enterprise=name, as_of=_today()), encoding="utf-8")
+    html = render_cards(views, enterprise=name, as_of=_today())
+    if out.suffix.lower() == ".pdf":
+        from safeloop.reports.pdf import write_pdf
+
+        pdf = write_pdf(html, out)
+        console.print(f"告知卡：{len(views)} 张，PDF {pdf.pages} 页（字体：{'、'.join(pdf.fonts)}）→ {out}")
+        return
+    out.write_text(html, encoding="utf-8")
     console.print(f"告知卡：{len(views)} 张 → {out}")
 
 

@@ -102,3 +102,33 @@ def test_evaluate_and_bad_input_exit_codes(cli):
     assert polygon.exit_code == 2 and "3 个顶点" in polygon.output
     bands = cli("risk", "bands", "--json")
     assert json.loads(bands.output)["lec"]["major"] == 320
+
+
+def test_cards_as_pdf_one_page_per_card(cli, tmp_path: Path):
+    """With WeasyPrint and a CJK font: one A4 page per card with a Chinese font embedded;
+    without the font: refused, naming the fix, and no file written."""
+    from safeloop.reports.pdf import FONT_HINT, has_cjk_font
+
+    assert cli("risk", "load", str(REGISTER), "--as", "li.anquan").exit_code == 0
+    pdf = tmp_path / "告知卡.pdf"
+    result = cli("risk", "card", "jinhua", "--out", str(pdf), "--code", "FX-000001", "--code", "FX-000002")
+    if not has_cjk_font():
+        assert result.exit_code == 2 and FONT_HINT[:8] in result.output and not pdf.exists()
+        return
+    assert result.exit_code == 0, result.output
+    assert "PDF 2 页" in result.output
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert "CJK" in result.output or "Hei" in result.output  # a Chinese font is embedded
+
+
+def test_cards_pdf_without_a_chinese_font_is_refused(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fontconfig that knows no fonts (a fresh server): refused with the fix, nothing written."""
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+                    f"<cachedir>{tmp_path / 'fc-cache'}</cachedir></fontconfig>", encoding="utf-8")
+    monkeypatch.setenv("FONTCONFIG_FILE", str(conf))
+    assert cli("risk", "load", str(REGISTER), "--as", "li.anquan").exit_code == 0
+    pdf = tmp_path / "告知卡.pdf"
+    result = cli("risk", "card", "jinhua", "--out", str(pdf))
+    assert result.exit_code == 2 and "fonts-noto-cjk" in result.output and not pdf.exists()
