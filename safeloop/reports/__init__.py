@@ -6,6 +6,9 @@ monthly violation bulletin (违规行为通报, 忻开管发〔2020〕1号).
 ``excel``    — the statistics as an .xlsx workbook (per-enterprise sheet + jurisdiction summary).
 ``csvfile``  — the same tables as UTF-8-with-BOM CSV (so Excel shows the Chinese correctly).
 ``bulletin`` — the bulletin's data and its Markdown / HTML rendering (Jinja2 templates).
+``risk_views`` / ``risk_list`` / ``risk_map`` / ``risk_card`` — risk grading outputs: the risk list
+(xlsx / CSV), the four-colour distribution map (SVG) and the notice cards (HTML); ``pdf`` renders
+HTML to PDF with WeasyPrint when installed.
 """
 
 from safeloop.reports.bulletin import Bulletin, build_bulletin, render_bulletin
