@@ -43,7 +43,8 @@ def materialize_inspections(as_of: datetime | None = None, database_url: str | N
     """生成排查任务：为每个有效的排查计划生成本周期的任务（幂等）。"""
     moment = resolve_as_of(as_of)
     result = materialize_task(moment, database_url, enterprise_ids, flow_run_id())
-    print(f"生成排查任务 {result['total']} 个：{result['created']}")
+    print(f"生成排查任务 {result['total']} 个：{result['created']}；"
+          f"风险点管控措施更新检查表的计划 {result['risk_checklists']['plans_changed']} 个")
     for warning in result["warnings"]:
         print(f"警告：{warning}")
     return result

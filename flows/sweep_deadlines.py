@@ -43,7 +43,9 @@ def sweep_deadlines(as_of: datetime | None = None, database_url: str | None = No
         futures = [sweep_task.submit(moment, database_url, ids, run_id) for ids in partitions]
         result = _merge([f.result() for f in futures])
     print(f"期限巡检：提醒 {result['reminders']}，升级 {result['escalations']}，"
-          f"漏检 {result['missed']}，拒绝 {result['refused']}")
+          f"漏检 {result['missed']}，职责逾期 {result['duties_overdue']}，"
+          f"统计表逾期 {result['reports_overdue']}，风险点到期复评 {result['risk_reviews']}，"
+          f"拒绝 {result['refused']}")
     return result
 
 
