@@ -67,7 +67,8 @@ def enterprise_of(session: Session, key: str) -> tuple[int, str]:
     return int(found[0]), str(found[1])
 
 
-def _check_editor(session: Session, enterprise_id: int, actor: str) -> None:
+def _check_editor(session: Session, enterprise_id: int, actor: str) -> str:
+    """The role by which ``actor`` may edit the enterprise's risk register (for the audit row)."""
     conn = session.connection()
     person = conn.execute(select(PERSON.c.id).where(PERSON.c.key == actor)).scalar()
     if person is None:
@@ -78,6 +79,7 @@ def _check_editor(session: Session, enterprise_id: int, actor: str) -> None:
     if held is None:
         raise PermissionDenied(
             f"{actor} 无权登记该企业的区域：需要该企业的安全管理员、单位负责人或主要负责人")
+    return str(held[0])
 
 
 def set_area(session: Session, enterprise: str, name: str, polygon: Sequence[Sequence[float]],
@@ -89,7 +91,7 @@ def set_area(session: Session, enterprise: str, name: str, polygon: Sequence[Seq
     points = _checked_polygon(polygon)
     try:
         enterprise_id, _ = enterprise_of(session, enterprise)
-        _check_editor(session, enterprise_id, actor)
+        role = _check_editor(session, enterprise_id, actor)
         conn = session.connection()
         moment = as_of or utcnow()
         existing = conn.execute(select(AREA.c.id).where(
@@ -105,7 +107,7 @@ def set_area(session: Session, enterprise: str, name: str, polygon: Sequence[Seq
                 polygon=value, updated_at=moment))
         engine.record(session, entity_type="site_area", entity_code=f"{enterprise}/{name}",
                       event="add_area" if existing is None else "redraw_area", actor=actor,
-                      role="safety_officer", data={"polygon": value}, as_of=moment)
+                      role=role, data={"polygon": value}, as_of=moment)
         session.commit()
     except BaseException:
         session.rollback()
