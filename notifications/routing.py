@@ -17,9 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from safeloop.yamlfile import line_of, parse_yaml, validation_problems, where
+from safeloop.yamlfile import line_of, parse_model, read_text, where
 from states.errors import InvalidInput
 
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -212,12 +212,7 @@ def _channel(c: ChannelIn) -> Channel:
 def parse(text: str, source: str = "路由文件", *, known_templates: Iterable[str] | None = None,
           env: Mapping[str, str] | None = None) -> Routing:
     """Validate a routing file; every problem names the file, line and key."""
-    raw, root = parse_yaml(text, source)
-    try:
-        spec = RoutingIn.model_validate(raw)
-    except ValidationError as exc:
-        problems = validation_problems(exc, root, source)
-        raise InvalidInput("；".join(problems), errors=problems) from exc
+    spec, root = parse_model(text, source, RoutingIn)
     problems: list[str] = []
 
     def fail(loc: list[Any], message: str) -> None:
@@ -273,11 +268,7 @@ def load(path: Path | None, *, known_templates: Iterable[str] | None = None) -> 
     """The routing file at ``path``, or an empty routing (only people's own channels) if None."""
     if path is None:
         return Routing()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"无法读取通知路由文件 {path}：{exc.strerror}") from exc
-    return parse(text, Path(path).name, known_templates=known_templates)
+    return parse(read_text(path, "通知路由文件"), Path(path).name, known_templates=known_templates)
 
 
 @lru_cache(maxsize=8)

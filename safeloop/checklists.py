@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from models import ChecklistItem, ChecklistTemplate
 from models.db import utcnow
 from models.enums import HazardCategory, HazardGrade, Tier
-from safeloop.yamlfile import parse_yaml, validation_problems
+from safeloop.yamlfile import parse_model, read_text
 from states import engine
 from states.errors import InvalidInput
 
@@ -55,20 +55,12 @@ class TemplateIn(BaseModel):
 
 
 def parse(text: str, source: str) -> TemplateIn:
-    raw, root = parse_yaml(text, source)
-    try:
-        return TemplateIn.model_validate(raw)
-    except ValidationError as exc:
-        problems = validation_problems(exc, root, source)
-        raise InvalidInput("；".join(problems), errors=problems) from exc
+    return parse_model(text, source, TemplateIn)[0]
 
 
 def load(session: Session, path: Path, *, actor: str = "admin") -> tuple[int, bool]:
     """Load one template file; returns (template id, created?)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"无法读取检查表文件 {path}：{exc.strerror}") from exc
+    text = read_text(path, "检查表文件")
     template = parse(text, path.name)
     digest = hashlib.sha256(text.encode()).hexdigest()
     try:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlmodel import Session
 
 from models import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.enums import Role, Tier
-from safeloop.yamlfile import line_of, parse_yaml, validation_problems, where
+from safeloop.yamlfile import line_of, parse_model, read_text, where
 from states import engine
 from states.errors import InvalidInput
 
@@ -125,12 +125,7 @@ class LoadReport:
 
 
 def parse(text: str, source: str = "组织文件") -> tuple[OrgFile, yaml.Node | None]:
-    raw, root = parse_yaml(text, source)
-    try:
-        return OrgFile.model_validate(raw), root
-    except ValidationError as exc:
-        problems = validation_problems(exc, root, source)
-        raise InvalidInput("；".join(problems), errors=problems) from exc
+    return parse_model(text, source, OrgFile)
 
 
 # ---- writing --------------------------------------------------------------------------------
@@ -167,10 +162,7 @@ class _Writer:
 
 def load(session: Session, path: Path, *, actor: str = "admin") -> LoadReport:
     """Validate the whole file, write it in one transaction with an audit row, or raise."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"无法读取组织文件 {path}：{exc.strerror}") from exc
+    text = read_text(path, "组织文件")
     org, root = parse(text, path.name)
     try:
         writer = _Writer(session.connection(), root, path.name)

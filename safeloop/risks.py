@@ -23,10 +23,10 @@ from models.db import as_utc, utcnow
 from models.enums import RiskGrade
 from safeloop.calendar import local_date
 from safeloop.reports.risk_views import MapArea, Measure, RiskMap, RiskView
-from safeloop.yamlfile import parse_yaml, validation_problems, where
+from safeloop.yamlfile import parse_model, read_text, where
 from states import engine
-from states.errors import InvalidInput, NotFound, PermissionDenied
-from states.risk import IDENTIFY, RISK, EvaluateParams, IdentifyParams
+from states.errors import InvalidInput, NotFound, PermissionDenied, SafeloopError
+from states.risk import RISK, EvaluateParams, IdentifyParams
 
 AREA = SiteArea.__table__  # type: ignore[attr-defined]
 RP = RiskPoint.__table__  # type: ignore[attr-defined]
@@ -161,16 +161,7 @@ def load_register(session: Session, path: Path, *, actor: str,
     """Load areas and risk points from a YAML register; everything is validated (file, line and
     key named) before anything is written. Points already registered (same unit and name) are
     skipped, so loading the file again adds only what is new."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"无法读取风险点文件 {path}：{exc.strerror}") from exc
-    raw, root = parse_yaml(text, path.name)
-    try:
-        register = RegisterIn.model_validate(raw)
-    except ValidationError as exc:
-        problems = validation_problems(exc, root, path.name)
-        raise InvalidInput("；".join(problems), errors=problems) from exc
+    register, root = parse_model(read_text(path, "风险点文件"), path.name, RegisterIn)
     for n, point in enumerate(register.risk_points):
         if point.evaluation is not None:
             try:
@@ -181,22 +172,19 @@ def load_register(session: Session, path: Path, *, actor: str,
                 raise InvalidInput(f"{spot}：{message}") from exc
     enterprise_id, _ = enterprise_of(session, register.enterprise)
     _check_editor(session, enterprise_id, actor)
-    _check_units(session, enterprise_id, register, path.name, root, actor)
+    existing = _check_points(session, enterprise_id, register, path.name, root, actor, as_of)
     session.rollback()
     report = LoadReport(created=[], skipped=[])
     for area in register.areas:
         set_area(session, register.enterprise, area.name, area.polygon, actor=actor, as_of=as_of)
         report.areas += 1
     for point in register.risk_points:
-        unit_id = session.connection().execute(select(UNIT.c.id).where(UNIT.c.key == point.unit)).scalar()
-        exists = session.connection().execute(select(RP.c.code).where(
-            RP.c.unit_id == unit_id, RP.c.name == point.name, RP.c.state != "retired")).scalar()
-        session.rollback()
-        if exists:
-            report.skipped.append(str(exists))  # type: ignore[union-attr]
+        if (point.unit, point.name) in existing:
+            report.skipped.append(existing[point.unit, point.name])  # type: ignore[union-attr]
             continue
         data = point.model_dump(mode="json", exclude={"evaluation"}, exclude_none=True)
         created = engine.create(session, RISK, actor=actor, data=data, as_of=as_of)
+        existing[point.unit, point.name] = created.code  # a repeat later in the file is skipped
         report.created.append(created.code)  # type: ignore[union-attr]
         if point.evaluation is not None:
             engine.fire(session, RISK, created.entity_id, "evaluate", actor=actor,
@@ -205,29 +193,33 @@ def load_register(session: Session, path: Path, *, actor: str,
     return report
 
 
-def _check_units(session: Session, enterprise_id: int, register: RegisterIn, source: str,
-                 root: Any, actor: str) -> None:
-    """Every point's unit exists in the enterprise and the actor may register risks there, so
-    a load is refused before its first write rather than halfway through."""
+def _check_points(session: Session, enterprise_id: int, register: RegisterIn, source: str,
+                  root: Any, actor: str, as_of: datetime | None) -> dict[tuple[str, str], str]:
+    """Refuse the file before its first write: every point's unit is in the enterprise, its area
+    is registered (or in the file), and the engine would let ``actor`` register it. Returns the
+    codes of points already registered, by (unit key, name)."""
     conn = session.connection()
-    known = {k: (e, p) for k, e, p in conn.execute(
-        select(UNIT.c.key, UNIT.c.enterprise_id, UNIT.c.path).where(
-            UNIT.c.key.in_([p.unit for p in register.risk_points]))).all()}
-    covering = [f"/{u}/" for (u,) in conn.execute(
-        select(GRANT.c.unit_id).join(PERSON, PERSON.c.id == GRANT.c.person_id).where(
-            PERSON.c.key == actor, GRANT.c.role.in_(IDENTIFY.roles), GRANT.c.unit_id.is_not(None)))]
-    areas = {a.name for a in register.areas} | set(session.connection().execute(
+    known = dict(conn.execute(select(UNIT.c.key, UNIT.c.enterprise_id).where(
+        UNIT.c.key.in_([p.unit for p in register.risk_points]))).all())
+    areas = {a.name for a in register.areas} | set(conn.execute(
         select(AREA.c.name).where(AREA.c.enterprise_id == enterprise_id)).scalars())
+    existing = {(unit, name): code for unit, name, code in conn.execute(
+        select(UNIT.c.key, RP.c.name, RP.c.code).join(UNIT, UNIT.c.id == RP.c.unit_id)
+        .where(RP.c.enterprise_id == enterprise_id, RP.c.state != "retired"))}
     for n, point in enumerate(register.risk_points):
-        spot = where(source, root, ['risk_points', n, 'unit'])
-        if point.unit not in known or known[point.unit][0] != enterprise_id:
+        spot = where(source, root, ["risk_points", n, "unit"])
+        if known.get(point.unit) != enterprise_id:
             raise InvalidInput(f"{spot}：单位「{point.unit}」不存在或不属于企业「{register.enterprise}」")
-        if not any(grant in known[point.unit][1] for grant in covering):
-            raise PermissionDenied(f"{spot}：{actor} 在单位「{point.unit}」没有登记风险点的角色"
-                                   "（安全管理员、单位负责人或主要负责人）")
         if point.area and point.area not in areas:
             raise InvalidInput(f"{where(source, root, ['risk_points', n, 'area'])}：区域「{point.area}」"
                                "未登记（在 areas 中给出其坐标）")
+        # the area may be one this file adds: checked above, so left out of the engine's check
+        data = point.model_dump(mode="json", exclude={"evaluation", "area"}, exclude_none=True)
+        try:
+            engine.check_create(session, RISK, actor=actor, data=data, as_of=as_of)
+        except SafeloopError as exc:
+            raise type(exc)(f"{spot}：{exc.message}", **exc.details) from exc
+    return existing
 
 
 # ---- views for the outputs -------------------------------------------------------------------

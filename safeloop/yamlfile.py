@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from states.errors import InvalidInput
 from states.messages import zh_error
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
@@ -58,3 +61,21 @@ def validation_problems(exc: ValidationError, root: yaml.Node | None, source: st
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
         problems.append(f"{where(source, root, loc)}：{zh_error(dict(err))}")
     return problems
+
+
+def read_text(path: Path, what: str) -> str:
+    """A user file as UTF-8 text; an unreadable one is bad input naming the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"无法读取{what} {path}：{exc.strerror}") from exc
+
+
+def parse_model(text: str, source: str, model: type[M]) -> tuple[M, yaml.Node | None]:
+    """Parse YAML into ``model``; every problem names the file, line and key."""
+    raw, root = parse_yaml(text, source)
+    try:
+        return model.model_validate(raw), root
+    except ValidationError as exc:
+        problems = validation_problems(exc, root, source)
+        raise InvalidInput("；".join(problems), errors=problems) from exc

@@ -756,14 +756,12 @@ def _plan_create(
 ) -> tuple[Planned, audit.PendingEntry]:
     """Check and insert a new entity through its create event; return its plan and audit entry."""
     rule = workflow.create_event
-    row, scope_values, what = scope_of_new(conn, workflow, data)
+    row, scope_values, subject, ctx, used_role, audit_data, changes = _decide_create(
+        conn, lookups, workflow, actor, data, role, comment, moment)
     who = lookups.actor(actor)
-    subject, ctx, used_role, audit_data = _decide(
-        workflow, rule, row, None, role, who, comment, data, lookups, moment, what
-    )
     to_state = rule.branches[0].dest
     values = {
-        **(rule.effect(subject, ctx) if rule.effect else {}), **scope_values,
+        **changes, **scope_values,
         "state": to_state, "version": 1,
         "code": f"tmp-{uuid.uuid4().hex[:24]}", "created_at": moment, "updated_at": moment,
     }
@@ -777,6 +775,41 @@ def _plan_create(
         audit.format_at(moment), comment, audit.canonical_data(audit_data), flow_run_id,
     )
     return (workflow, rule, subject, ctx, row, None, to_state), entry
+
+
+def _decide_create(
+    conn: Connection, lookups: _Lookups, workflow: Workflow, actor: str, data: Mapping[str, Any],
+    role: str | None, comment: str | None, moment: datetime,
+) -> tuple[dict[str, Any], dict[str, Any], Subject, Context, str, dict[str, Any], dict[str, Any]]:
+    """Everything a create checks (scope, role, reason, input, guards) and the columns its effect
+    sets, without writing: (row stub, scope columns, subject, context, role, audit data, columns)."""
+    rule = workflow.create_event
+    row, scope_values, what = scope_of_new(conn, workflow, data)
+    subject, ctx, used_role, audit_data = _decide(
+        workflow, rule, row, None, role, lookups.actor(actor), comment, data, lookups, moment, what
+    )
+    changes = rule.effect(subject, ctx) if rule.effect else {}
+    return row, scope_values, subject, ctx, used_role, audit_data, changes
+
+
+def check_create(
+    session: Session,
+    workflow: Workflow,
+    *,
+    actor: str,
+    data: Mapping[str, Any],
+    role: str | None = None,
+    comment: str | None = None,
+    as_of: datetime | None = None,
+) -> None:
+    """Raise exactly what ``create`` would refuse, writing nothing: for loaders that must refuse a
+    whole file before its first write."""
+    try:
+        conn = session.connection()
+        _decide_create(conn, _Lookups(conn), workflow, actor, data, role, comment,
+                       as_utc(as_of) or utcnow())
+    finally:
+        session.rollback()
 
 
 def create(
