@@ -23,7 +23,7 @@ from sqlmodel import Session
 from models.db import make_engine
 from safeloop.settings import Settings, get_settings
 from safeloop.timeparse import parse_local
-from states.errors import SafeloopError
+from states.errors import InvalidInput, SafeloopError
 
 # Options every command group shares, declared once.
 AsOpt = Annotated[str, typer.Option("--as", help="操作人编号（组织文件中的 id）")]
@@ -88,6 +88,21 @@ def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def ensure_writable(output: Path) -> None:
+    """Check a user's output path before any work is done for it."""
+    if not output.parent.exists():
+        raise InvalidInput(f"输出目录不存在：{output.parent}")
+
+
+@contextmanager
+def writing(output: Path) -> Iterator[None]:
+    """Writes to a user's output path: a file that cannot be written is bad input, not a crash."""
+    try:
+        yield
+    except OSError as exc:
+        raise InvalidInput(f"无法写入 {output}：{exc.strerror}") from exc
 
 
 def as_of_option(value: str | None) -> datetime | None:

@@ -14,7 +14,16 @@ from typing import Annotated
 import typer
 
 from models.db import utcnow
-from safeloop.cli.common import STATE, as_of_option, console, handle_errors, open_session, print_json
+from safeloop.cli.common import (
+    STATE,
+    as_of_option,
+    console,
+    ensure_writable,
+    handle_errors,
+    open_session,
+    print_json,
+    writing,
+)
 from safeloop.reports import (
     build_bulletin,
     build_stats,
@@ -53,11 +62,6 @@ def _guess(output: Path, suffixes: dict[str, str], default: str) -> str:
     return suffixes.get(output.suffix.lower(), default)
 
 
-def _ensure_writable(output: Path) -> None:
-    if not output.parent.exists():
-        raise InvalidInput(f"输出目录不存在：{output.parent}")
-
-
 @app.command("stats")
 @handle_errors
 def stats_cmd(
@@ -74,7 +78,7 @@ def stats_cmd(
     the_period = parse_stats_period(period, settings.timezone)
     kind = fmt.value if fmt else _guess(output, {".csv": "csv"}, "xlsx")
     moment = as_of_option(as_of) or utcnow()
-    _ensure_writable(output)
+    ensure_writable(output)
     with open_session() as session:
         conn = session.connection()
         try:
@@ -82,10 +86,8 @@ def stats_cmd(
                                  as_of=moment, zone=settings.timezone)
         finally:
             session.rollback()
-    try:
+    with writing(output):
         (write_csv if kind == "csv" else write_xlsx)(report, output)
-    except OSError as exc:
-        raise InvalidInput(f"无法写入 {output}：{exc.strerror}") from exc
     if as_json:
         print_json({"file": str(output), "format": kind, "period": the_period.key,
                     "title": report.title, "enterprises": len(report.enterprises),
@@ -120,7 +122,7 @@ def bulletin_cmd(
             raise InvalidInput(
                 f"--issued-on「{issued_on}」格式不对，应为 YYYY-MM-DD（如 2026-12-05）") from exc
     moment = as_of_option(as_of) or utcnow()
-    _ensure_writable(output)
+    ensure_writable(output)
     with open_session() as session:
         conn = session.connection()
         try:
@@ -130,10 +132,8 @@ def bulletin_cmd(
         finally:
             session.rollback()
     text = render_bulletin(bulletin, "html" if kind == "html" else "md")
-    try:
+    with writing(output):
         output.write_text(text, encoding="utf-8", newline="\n")
-    except OSError as exc:
-        raise InvalidInput(f"无法写入 {output}：{exc.strerror}") from exc
     summary = {"overdue_major": len(bulletin.overdue),
                "hazard_escalations": len(bulletin.hazard_escalations),
                "listing_escalations": len(bulletin.listing_escalations),

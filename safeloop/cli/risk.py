@@ -23,9 +23,11 @@ from safeloop.cli.common import (
     JsonOpt,
     as_of_option,
     console,
+    ensure_writable,
     handle_errors,
     open_session,
     print_json,
+    writing,
 )
 from safeloop.cli.supervision import SetOpt, parse_sets
 from safeloop.timeparse import to_local
@@ -280,14 +282,16 @@ def export_cmd(enterprise: EnterpriseArg, out: OutOpt,
 
     if fmt not in ("xlsx", "csv"):
         raise InvalidInput(f"未知格式「{fmt}」，可用：xlsx、csv")
+    ensure_writable(out)
     with open_session() as session:
         name, views = risks.risk_views(session, enterprise, zone=STATE.settings.timezone)
     today = _today()
-    if fmt == "xlsx":
-        write_risk_list_xlsx(views, out, enterprise=name, as_of=today)
-        written = [out]
-    else:
-        written = write_risk_list_csv(views, out, enterprise=name, as_of=today)
+    with writing(out):
+        if fmt == "xlsx":
+            write_risk_list_xlsx(views, out, enterprise=name, as_of=today)
+            written = [out]
+        else:
+            written = write_risk_list_csv(views, out, enterprise=name, as_of=today)
     console.print(f"风险清单：{len(views)} 个风险点 → " + "、".join(str(p) for p in written))
 
 
@@ -299,9 +303,11 @@ def map_cmd(enterprise: EnterpriseArg, out: OutOpt, as_of: AsOfOpt = None) -> No
 
     moment = as_of_option(as_of)
     day = local_date(moment, STATE.settings.timezone) if moment else _today()
+    ensure_writable(out)
     with open_session() as session:
         drawing = risks.risk_map(session, enterprise, as_of=day, zone=STATE.settings.timezone)
-    out.write_text(render_risk_map(drawing), encoding="utf-8")
+    with writing(out):
+        out.write_text(render_risk_map(drawing), encoding="utf-8")
     console.print(f"四色分布图：{len(drawing.areas)} 个区域 → {out}")
 
 
@@ -313,6 +319,7 @@ def card_cmd(enterprise: EnterpriseArg, out: OutOpt,
     """生成安全风险告知卡（可打印的 HTML，每张一页；--out 以 .pdf 结尾时输出 PDF）。"""
     from safeloop.reports.risk_card import render_cards
 
+    ensure_writable(out)
     with open_session() as session:
         name, views = risks.risk_views(session, enterprise, zone=STATE.settings.timezone)
     if code:
@@ -324,10 +331,12 @@ def card_cmd(enterprise: EnterpriseArg, out: OutOpt,
     if out.suffix.lower() == ".pdf":
         from safeloop.reports.pdf import write_pdf
 
-        pdf = write_pdf(html, out)
+        with writing(out):
+            pdf = write_pdf(html, out)
         console.print(f"告知卡：{len(views)} 张，PDF {pdf.pages} 页（字体：{'、'.join(pdf.fonts)}）→ {out}")
         return
-    out.write_text(html, encoding="utf-8")
+    with writing(out):
+        out.write_text(html, encoding="utf-8")
     console.print(f"告知卡：{len(views)} 张 → {out}")
 
 
