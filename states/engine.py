@@ -888,10 +888,10 @@ def create_set(
                                 .order_by(table.c.id)).scalars())
         if ids:
             payload = {**data, "count": len(ids), "ids": id_ranges(ids)}
-            audit.append(conn, [audit.PendingEntry(
-                f"{workflow.name}_batch", 0, batch, workflow.create_event.name, None, None,
-                SYSTEM_ACTOR, Role.system.value, audit.format_at(as_of), comment,
-                audit.canonical_data(payload), flow_run_id)])
+            record_many(session, [Act(f"{workflow.name}_batch", batch, workflow.create_event.name,
+                                      payload, comment)],
+                        actor=SYSTEM_ACTOR, role=Role.system.value, as_of=as_of,
+                        flow_run_id=flow_run_id)
         session.commit()
     except BaseException:
         session.rollback()
@@ -910,6 +910,17 @@ def id_ranges(ids: Sequence[int]) -> list[list[int]]:
     return ranges
 
 
+@dataclass(frozen=True)
+class Act:
+    """An administrative act that changes no workflow state, for the audit trail."""
+
+    entity_type: str
+    entity_code: str
+    event: str
+    data: Mapping[str, Any]
+    comment: str | None = None
+
+
 def record(
     session: Session,
     *,
@@ -926,13 +937,19 @@ def record(
 
     Runs inside the caller's transaction so the act and its trace commit together.
     """
-    moment = as_utc(as_of) or utcnow()
-    entry = audit.PendingEntry(
-        entity_type, 0, entity_code, event, None, None, actor, role, audit.format_at(moment),
-        comment, audit.canonical_data(dict(data)), None,
-    )
-    [seq] = audit.append(session.connection(), [entry])
+    [seq] = record_many(session, [Act(entity_type, entity_code, event, data, comment)],
+                        actor=actor, role=role, as_of=as_of)
     return seq
+
+
+def record_many(session: Session, acts: Sequence[Act], *, actor: str, role: str,
+                as_of: datetime | None = None, flow_run_id: str | None = None) -> list[int]:
+    """``record`` for many acts by one actor at one moment (e.g. a derivation's plan changes)."""
+    at = audit.format_at(as_utc(as_of) or utcnow())
+    return audit.append(session.connection(), [
+        audit.PendingEntry(a.entity_type, 0, a.entity_code, a.event, None, None, actor, role, at,
+                           a.comment, audit.canonical_data(dict(a.data)), flow_run_id)
+        for a in acts])
 
 
 def row_of(session: Session, workflow: Workflow, entity: int | str) -> RowMapping:

@@ -143,7 +143,15 @@ def area_id(ctx: Context, enterprise_id: int, name: str) -> int | None:
 
 def control_unit(ctx: Context, row: Any, grade: RiskGrade | str) -> tuple[int, str]:
     """The unit controlling a risk of ``grade``: on the risk's unit line, the deepest unit at or
-    above the grade's control tier (the risk's own unit if it sits above that tier)."""
+    above the grade's control tier (the risk's own unit if it sits above that tier). Memoised:
+    the effect and the audit annotation of one approval both ask."""
+    key = ("control_unit", row["unit_id"], str(grade))
+    if key not in ctx.memo:
+        ctx.memo[key] = _control_unit(ctx, row, grade)
+    return ctx.memo[key]  # type: ignore[no-any-return]
+
+
+def _control_unit(ctx: Context, row: Any, grade: RiskGrade | str) -> tuple[int, str]:
     unit_path = row.get("_unit_path") or ctx.conn.execute(
         select(UNIT.c.path).where(UNIT.c.id == row["unit_id"])).scalar_one()
     ids = [int(p) for p in unit_path.strip("/").split("/") if p]

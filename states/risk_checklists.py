@@ -33,7 +33,7 @@ from models import ChecklistItem, ChecklistTemplate, InspectionPlan, RiskPoint, 
 from models.db import as_utc, utcnow
 from models.enums import MeasureKind, RiskGrade, Tier
 from safeloop.calendar import local_date
-from states import audit, engine, risk_grading
+from states import engine, risk_grading
 from states.risk import CONTROLLED
 
 TEMPLATE = ChecklistTemplate.__table__  # type: ignore[attr-defined]
@@ -146,7 +146,7 @@ def _chunk(session: Session, enterprise_ids: list[int], today: date, moment: dat
         if change is not None:
             changes.append(change)
     if changes:
-        _write(conn, changes, moment, actor, flow_run_id, bases)
+        _write(session, changes, moment, actor, flow_run_id, bases)
         report.templates += [c.target for c in changes if c.items and c.target is not None]
     if seen:
         conn.execute(
@@ -192,9 +192,10 @@ def _labels(grade: RiskGrade, kind: str) -> tuple[str, str, str]:
     return (f"{grade.label}·{risk_grading.STYLES[grade].colour}", measure.label, CATEGORY[measure])
 
 
-def _write(conn: Any, changes: list[_Change], moment: datetime, actor: str,
+def _write(session: Session, changes: list[_Change], moment: datetime, actor: str,
            flow_run_id: str | None, bases: dict[int, tuple[Any, list[tuple[Any, ...]]]]) -> None:
     """New templates and their items, plan updates and one audit row per plan, set-wise."""
+    conn = session.connection()
     _load_bases(conn, {c.base_id for c in changes if c.items}, bases)
     creating = [c for c in changes if c.items]
     keys = [f"risk-plan-{c.plan.id}" for c in creating]
@@ -226,7 +227,7 @@ def _write(conn: Any, changes: list[_Change], moment: datetime, actor: str,
         .values(template_id=bindparam("b_target"), base_template_id=bindparam("b_base")),
         [{"b_id": c.plan.id, "b_target": c.target,
           "b_base": c.base_id if c.target != c.base_id else None} for c in changes])
-    _audit(conn, changes, moment, actor, flow_run_id)
+    _audit(session, changes, moment, actor, flow_run_id)
 
 
 def _load_bases(conn: Any, wanted: set[int], bases: dict[int, tuple[Any, list[tuple[Any, ...]]]]) -> None:
@@ -244,9 +245,10 @@ def _load_bases(conn: Any, wanted: set[int], bases: dict[int, tuple[Any, list[tu
         bases[template_id] = (heads[template_id], items[template_id])
 
 
-def _audit(conn: Any, changes: list[_Change], moment: datetime, actor: str,
+def _audit(session: Session, changes: list[_Change], moment: datetime, actor: str,
            flow_run_id: str | None) -> None:
     """One ``derive_checklist`` row per plan naming the risks added and removed."""
+    conn = session.connection()
     old = {c.plan.template_id for c in changes}
     before: dict[int, set[int]] = {t: set() for t in old}
     for template_id, risk_id in conn.execute(
@@ -258,8 +260,7 @@ def _audit(conn: Any, changes: list[_Change], moment: datetime, actor: str,
     if gone:
         codes.update(dict(conn.execute(select(RISK.c.id, RISK.c.code).where(
             RISK.c.id.in_(sorted(gone)))).all()))
-    at = audit.format_at(moment)
-    entries = []
+    acts = []
     for c in changes:
         now, was = {r.id for r in c.risks}, before[c.plan.template_id]
         data = {"template_from": c.plan.template_id, "template_to": c.target,
@@ -267,7 +268,7 @@ def _audit(conn: Any, changes: list[_Change], moment: datetime, actor: str,
                 "risks_added": sorted(codes[i] for i in now - was),
                 "risks_removed": sorted(codes[i] for i in was - now),
                 "risk_items": len(c.items)}
-        entries.append(audit.PendingEntry(
-            "inspection_plan", 0, c.plan.key, "derive_checklist", None, None, actor, "system", at,
-            "风险点管控措施纳入排查表（自下一周期起生效）", audit.canonical_data(data), flow_run_id))
-    audit.append(conn, entries)
+        acts.append(engine.Act("inspection_plan", c.plan.key, "derive_checklist", data,
+                               "风险点管控措施纳入排查表（自下一周期起生效）"))
+    engine.record_many(session, acts, actor=actor, role="system", as_of=moment,
+                       flow_run_id=flow_run_id)

@@ -12,8 +12,10 @@ evaluation recorded in the audit trail can be checked and replayed. Bands are co
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from models.enums import RiskGrade, Tier
@@ -91,9 +93,17 @@ def bands(overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, flo
 
 
 def configured_bands() -> dict[str, dict[str, float]]:
+    """The bands in force (a fresh copy); parsed once per distinct setting, as every evaluation
+    asks several times (validation, guard, effect, audit annotation)."""
     from safeloop.settings import get_settings
 
-    return bands(get_settings().risk_bands)
+    parsed = _parsed_bands(json.dumps(get_settings().risk_bands, sort_keys=True))
+    return {method: dict(limits) for method, limits in parsed.items()}
+
+
+@cache
+def _parsed_bands(spec: str) -> dict[str, dict[str, float]]:
+    return bands(json.loads(spec))
 
 
 def evaluate(method: str, factors: Mapping[str, Any],
