@@ -20,7 +20,6 @@ from sqlmodel import Session
 
 from models import Enterprise, Person, RiskPoint, RoleGrant, SiteArea, Unit
 from models.db import as_utc, utcnow
-from models.enums import RiskGrade
 from safeloop.calendar import local_date
 from safeloop.reports.risk_views import MapArea, Measure, RiskMap, RiskView
 from safeloop.yamlfile import parse_model, read_text, where
@@ -282,11 +281,3 @@ def risk_map(session: Session, enterprise: str, *, as_of: date, zone: str) -> Ri
     return RiskMap(name, as_of, [
         MapArea(a.name, [(float(x), float(y)) for x, y in a.polygon or []], points.get(a.id, []))
         for a in areas])
-
-
-def grade_counts(views: Sequence[RiskView]) -> dict[str, int]:
-    counts = {g.value: 0 for g in RiskGrade}
-    for v in views:
-        if v.grade:
-            counts[v.grade] += 1
-    return counts

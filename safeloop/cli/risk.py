@@ -12,6 +12,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from models import RiskPoint
+from models.db import utcnow
 from models.enums import MeasureKind, RiskGrade
 from safeloop import risks
 from safeloop.calendar import local_date
@@ -378,7 +379,4 @@ def bands_cmd(as_json: JsonOpt = False) -> None:
 
 
 def _today() -> date:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo(STATE.settings.timezone)).date()
+    return local_date(utcnow(), STATE.settings.timezone)
