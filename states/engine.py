@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any
@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from models import Enterprise, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
+from models import Department, Enterprise, Evidence, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
 from models.db import as_utc, utcnow
 from models.enums import Role
 from states import audit
@@ -44,9 +44,21 @@ from states.errors import (
     SafeloopError,
     TransitionNotAllowed,
 )
-from states.workflow import ANY_OTHER, Context, EventRule, Subject, Workflow, validate_params
+from states.workflow import (
+    ANY_OTHER,
+    Context,
+    EventRule,
+    EvidenceRef,
+    Subject,
+    Workflow,
+    validate_params,
+)
 
 SYSTEM_ACTOR = "system"
+# Actors that are no person: only flows and the engine's own cascades may act as them.
+INTERNAL_ACTORS = frozenset({SYSTEM_ACTOR})
+# Channels through which a person acts; everything else is the product's own code (flows).
+PERSON_CHANNELS = frozenset({"cli", "web", "api"})
 _CHUNK = 500
 _GC_PAUSE_MIN = 256  # batches at least this big run with the cyclic collector paused
 
@@ -55,12 +67,18 @@ ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
 JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
 PERSON = Person.__table__  # type: ignore[attr-defined]
 GRANT = RoleGrant.__table__  # type: ignore[attr-defined]
+DEPARTMENT = Department.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+EVIDENCE = Evidence.__table__  # type: ignore[attr-defined]
 
 # Statements built once: building a Select costs more than executing it (see bench/).
+# A grant's department comes with its industries ("" = a department without a list; NULL = a
+# regulator without a department, i.e. comprehensive supervision of the jurisdiction).
 _ACTOR = (
-    select(PERSON.c.id, GRANT.c.role, GRANT.c.unit_id, GRANT.c.jurisdiction_id)
-    .select_from(PERSON.outerjoin(GRANT, GRANT.c.person_id == PERSON.c.id))
+    select(PERSON.c.id, GRANT.c.role, GRANT.c.unit_id, GRANT.c.jurisdiction_id,
+           GRANT.c.department_id, DEPARTMENT.c.industries)
+    .select_from(PERSON.outerjoin(GRANT, GRANT.c.person_id == PERSON.c.id)
+                 .outerjoin(DEPARTMENT, DEPARTMENT.c.id == GRANT.c.department_id))
     .where(PERSON.c.key == bindparam("key"))
 )
 _PERSON_ID = select(PERSON.c.id).where(PERSON.c.key == bindparam("key"))
@@ -69,6 +87,64 @@ _OUTBOX_COLUMNS = ("created_at", "audit_seq", "entity_type", "entity_id", "event
                    "template", "payload", "status", "attempts")
 _OUTBOX_VALUES = itemgetter(*_OUTBOX_COLUMNS)
 _PAYLOAD_DUMPS = audit.fast_encode(json.JSONEncoder(ensure_ascii=False))  # json.dumps(…, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How the person behind a session is identified, and whether its times may be simulated.
+
+    The shell puts one on each session (``set_origin``): the CLI says ``cli``, the web and API
+    their channel and the session or token id. A session without one is the product's own code
+    (flows, jobs, tests of the engine): channel ``flow``, times as given.
+    """
+
+    channel: str = "flow"
+    credential: str | None = None  # session or token id, never the secret
+    # A person's event is recorded at the real clock: its business time may differ from it by
+    # ``tolerance`` at most, unless ``simulate`` is set (demo, imports), which the trail records.
+    simulate: bool = False
+    tolerance: timedelta = timedelta(minutes=5)
+
+    @property
+    def by_person(self) -> bool:
+        return self.channel in PERSON_CHANNELS
+
+
+FLOW_ORIGIN = Origin()
+
+
+def set_origin(session: Session, origin: Origin) -> None:
+    session.info["origin"] = origin
+
+
+def origin_of(session: Session) -> Origin:
+    found = session.info.get("origin")
+    return found if isinstance(found, Origin) else FLOW_ORIGIN
+
+
+@dataclass(frozen=True)
+class Clock:
+    """An event's times: ``moment`` is its business time (audit ``at``), ``reference`` what rules
+    compare deadlines with, ``simulated`` whether the business time left the real clock."""
+
+    moment: datetime
+    reference: datetime
+    simulated: bool
+
+
+def clock_for(origin: Origin, as_of: datetime | None) -> Clock:
+    """Check a requested business time against the real clock; refuse a person's backdating."""
+    real = utcnow()
+    moment = as_utc(as_of) or real
+    off = abs(moment - real) > origin.tolerance
+    if off and origin.by_person and not origin.simulate:
+        minutes = int(origin.tolerance.total_seconds() // 60)
+        raise InvalidInput(
+            f"操作时间 {moment:%Y-%m-%d %H:%M} UTC 与当前时间 {real:%Y-%m-%d %H:%M} UTC 相差超过 "
+            f"{minutes} 分钟：人员的操作按实际时间记录，不能倒签或预签（演示、导入等模拟须显式开启 "
+            f"SAFELOOP_SIMULATE_TIME=true，并记入审计日志）", as_of=moment.isoformat())
+    reference = moment if (origin.simulate or not origin.by_person) else max(moment, real)
+    return Clock(moment, reference, off)
 
 
 # (workflow, rule, subject, context, row, from_state, to_state) of one decided event
@@ -105,22 +181,54 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """One role a person holds: in a unit subtree, or in a jurisdiction tree through a department."""
+
+    role: str
+    unit_id: int | None
+    jurisdiction_id: int | None
+    department_id: int | None = None
+    industries: frozenset[str] | None = None  # None: no department (comprehensive supervision)
+
+
+@dataclass(frozen=True)
 class Actor:
     key: str
     id: int | None
-    grants: tuple[tuple[str, int | None, int | None], ...]  # (role, unit_id, jurisdiction_id)
+    grants: tuple[Grant, ...]
 
-    def roles_at(self, unit_path: str, jurisdiction_path: str) -> set[str]:
-        """Roles held in a unit: granted in it or an ancestor unit, or in its jurisdiction tree."""
-        if self.key == SYSTEM_ACTOR:
+    def roles_at(self, row: Mapping[str, Any]) -> set[str]:
+        """Roles held where an entity lives: granted in its unit or an ancestor unit, or -- for
+        regulators -- in its jurisdiction tree through a department that oversees the
+        enterprise's industry (or, for a jurisdiction's own entities, is the entity's department).
+
+        This is the one check of regulator scope: every workflow's role test goes through it.
+        """
+        if self.key in INTERNAL_ACTORS:
             return {Role.system.value}
+        unit_path, jurisdiction_path = row["_unit_path"], row["_jur_path"]
         held = set()
-        for role, unit_id, jurisdiction_id in self.grants:
-            if (unit_id is not None and f"/{unit_id}/" in unit_path) or (
-                jurisdiction_id is not None and f"/{jurisdiction_id}/" in jurisdiction_path
-            ):
-                held.add(role)
+        for grant in self.grants:
+            in_unit = grant.unit_id is not None and f"/{grant.unit_id}/" in unit_path
+            if in_unit or (grant.jurisdiction_id is not None
+                           and f"/{grant.jurisdiction_id}/" in jurisdiction_path
+                           and department_covers(grant, row)):
+                held.add(grant.role)
         return held
+
+
+def department_covers(grant: Grant, row: Mapping[str, Any]) -> bool:
+    """A regulator's department covers an enterprise's industry, or is the plan's own department.
+
+    Auditors (and a regulator without a department) are not limited by industry.
+    """
+    if grant.role != Role.regulator.value or grant.industries is None:
+        return True
+    industry = row.get("_industry")
+    if industry is not None:
+        return industry in grant.industries
+    department = row.get("department_id")
+    return department is None or department == grant.department_id
 
 
 class _Lookups:
@@ -143,7 +251,10 @@ class _Lookups:
                 rows = self.conn.execute(_ACTOR, {"key": key}).all()
             if not rows:
                 raise NotFound(f"人员「{key}」不存在", key=key)
-            grants = tuple((r[1], r[2], r[3]) for r in rows if r[1] is not None)
+            grants = tuple(
+                Grant(r[1], r[2], r[3], r[4],
+                      None if r[4] is None else frozenset(i for i in (r[5] or "").split(",") if i))
+                for r in rows if r[1] is not None)
             found = Actor(key, rows[0][0], grants)
         self.actors[key] = found
         return found
@@ -166,14 +277,16 @@ def _loaders(table: Any, lock: bool) -> tuple[Select[Any], Select[Any], Select[A
     """
     if "unit_id" in table.c:
         stmt = (
-            select(table, UNIT.c.path.label("_unit_path"), JURISDICTION.c.path.label("_jur_path"))
+            select(table, UNIT.c.path.label("_unit_path"), JURISDICTION.c.path.label("_jur_path"),
+                   ENTERPRISE.c.industry.label("_industry"))
             .join(UNIT, UNIT.c.id == table.c.unit_id)
             .join(ENTERPRISE, ENTERPRISE.c.id == table.c.enterprise_id)
             .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
         )
     else:
         stmt = select(table, literal("").label("_unit_path"),
-                      JURISDICTION.c.path.label("_jur_path")).join(
+                      JURISDICTION.c.path.label("_jur_path"),
+                      literal(None).label("_industry")).join(
             JURISDICTION, JURISDICTION.c.id == table.c.jurisdiction_id)
     if lock:
         stmt = stmt.with_for_update(of=table)
@@ -238,11 +351,15 @@ def _decide(
     comment: str | None,
     data: Mapping[str, Any],
     lookups: _Lookups,
-    as_of: datetime,
+    clock: Clock,
     what: str,
+    trusted: bool = False,
 ) -> tuple[Subject, Context, str, dict[str, Any]]:
-    """Check role, reason, input and guards; return the subject, context, role and audit data."""
-    held = actor.roles_at(row["_unit_path"], row["_jur_path"])
+    """Check role, reason, input and guards; return the subject, context, role and audit data.
+
+    ``trusted`` input comes from the engine itself (an entity spawned by another event): it may
+    carry the facts a rule declares ``computed``, which a person's input never may."""
+    held = actor.roles_at(row)
     candidates = [r for r in rule.roles if r in held]
     if req_role is not None:
         candidates = [r for r in candidates if r == req_role]
@@ -258,10 +375,18 @@ def _decide(
     role = candidates[0]
     if rule.requires_reason and not (comment or "").strip():
         raise InvalidInput(f"执行「{rule.label}」必须填写原因（--reason）", event=rule.name)
+    forged = [] if trusted else sorted(set(data).intersection(rule.computed))
+    if forged:
+        raise InvalidInput(
+            f"「{'、'.join(forged)}」由系统根据输入计算并记入审计日志，不能由操作人提供", fields=forged)
     params = validate_params(rule, data)
+    if params is not None:
+        _check_evidence(lookups.conn, params)
     values = params.model_dump() if params is not None else {}
     subject = Subject(state=state, row=row, data=values, comment=comment)
-    ctx = Context(actor.key, actor.id, role, as_of, lookups.person_id, lookups.conn, lookups.memo)
+    ctx = Context(actor.key, actor.id, role, clock.moment, lookups.person_id, lookups.conn,
+                  lookups.memo, roles_of=lambda key: lookups.actor(key).roles_at(row),
+                  reference_time=clock.reference)
     for guard in rule.guards:
         refusal = guard(subject, ctx)
         if refusal:
@@ -272,11 +397,40 @@ def _decide(
     return subject, ctx, role, audit_data
 
 
+@cache
+def _evidence_fields(params_type: type[Any]) -> tuple[str, ...]:
+    """The fields of a params model that hold evidence references (checked once per model)."""
+    fields = []
+    for name, info in params_type.model_fields.items():
+        if "EvidenceRef" in repr(info.annotation):
+            fields.append(name)
+    return tuple(fields)
+
+
+def _check_evidence(conn: Connection, params: Any) -> None:
+    """Every evidence reference must name a file in the evidence store with that hash and size:
+    a hash typed into the input cannot stand in for a report that was never uploaded."""
+    refs: list[EvidenceRef] = []
+    for name in _evidence_fields(type(params)):
+        value = getattr(params, name)
+        refs += [v for v in (value if isinstance(value, list) else [value])
+                 if isinstance(v, EvidenceRef)]
+    if not refs:
+        return
+    stored = dict(conn.execute(select(EVIDENCE.c.sha256, EVIDENCE.c.size).where(
+        EVIDENCE.c.sha256.in_(sorted({r.sha256 for r in refs})))).all())
+    for ref in refs:
+        if stored.get(ref.sha256) != ref.size:
+            raise InvalidInput(
+                f"证据文件「{ref.name}」（SHA-256 {ref.sha256[:12]}…）不在证据库中："
+                f"请用 --evidence 提交文件本身，不能只填写其哈希", evidence=ref.sha256)
+
+
 def _refuse_state(
     workflow: Workflow, rule: EventRule, row: Mapping[str, Any], actor: Actor
 ) -> TransitionNotAllowed:
     state = row["state"]
-    allowed = _allowed_now(workflow, state, actor.roles_at(row["_unit_path"], row["_jur_path"]))
+    allowed = _allowed_now(workflow, state, actor.roles_at(row))
     return TransitionNotAllowed(
         f"{_label(workflow, row)} 当前状态为「{workflow.state_label(state)}」({state})，"
         f"不能执行「{rule.label}」({rule.name})。您现在可以执行：{_describe(allowed)}",
@@ -385,11 +539,13 @@ def _fire_many(
     flow_run_id: str | None,
     skip_refused: bool,
 ) -> BatchResult:
-    moment = as_utc(as_of) or utcnow()
+    origin = origin_of(session)
+    clock = clock_for(origin, as_of)
+    moment = clock.moment
     result = BatchResult()
     try:
         conn = session.connection()
-        batch = _Batch(_Lookups(conn), moment, audit.format_at(moment), flow_run_id)
+        batch = _Batch(_Lookups(conn), clock, origin, audit.format_at(moment), flow_run_id)
         batch.rows[workflow] = _load_rows(workflow, conn, [r.entity for r in requests])
         planned: list[Planned] = []
         for request in requests:
@@ -438,12 +594,17 @@ class _Batch:
     """One transaction's working set: rows per workflow, their loaded versions, audit entries."""
 
     lookups: _Lookups
-    moment: datetime
+    clock: Clock
+    origin: Origin
     at_text: str
     flow_run_id: str | None
     rows: dict[Workflow, dict[int | str, dict[str, Any]]] = field(default_factory=dict)
     originals: dict[Workflow, dict[int, int]] = field(default_factory=dict)
     pending: list[audit.PendingEntry] = field(default_factory=list)
+
+    @property
+    def moment(self) -> datetime:
+        return self.clock.moment
 
     def row(self, workflow: Workflow, entity: int | str) -> dict[str, Any] | None:
         rows = self.rows.setdefault(workflow, {})
@@ -452,7 +613,9 @@ class _Batch:
         return rows.get(entity)
 
 
-def _plan_one(batch: _Batch, workflow: Workflow, request: FireRequest) -> list[Planned]:
+def _plan_one(
+    batch: _Batch, workflow: Workflow, request: FireRequest, cascaded: bool = False
+) -> list[Planned]:
     """Decide one request against the in-memory row (so a batch sees its own earlier events).
 
     Entities the event spawns are inserted now and planned after it, so their audit rows
@@ -472,13 +635,15 @@ def _plan_one(batch: _Batch, workflow: Workflow, request: FireRequest) -> list[P
             f"您看到的是 {request.expected_version}），请刷新后重试",
             version=row["version"],
         )
+    if request.actor in INTERNAL_ACTORS and batch.origin.by_person and not cascaded:
+        raise internal_actor_refused(request.actor)
     actor = lookups.actor(request.actor)
     state = row["state"]
     if state not in rule.sources:
         raise _refuse_state(workflow, rule, row, actor)
     subject, ctx, role, audit_data = _decide(
         workflow, rule, row, state, request.role, actor, request.comment, request.data,
-        lookups, moment, _label(workflow, row),
+        lookups, batch.clock, _label(workflow, row),
     )
     to_state = _destination(workflow, rule, subject)
     if to_state is None:
@@ -492,7 +657,7 @@ def _plan_one(batch: _Batch, workflow: Workflow, request: FireRequest) -> list[P
     for spawn in rule.spawn(subject, ctx) if rule.spawn else []:
         spawned, entry = _plan_create(
             lookups.conn, lookups, spawn.workflow, actor.key, spawn.data, None, None,
-            moment, batch.flow_run_id)
+            batch.clock, batch.flow_run_id, trusted=True)
         plans.append(spawned)
         entries.append(entry)
     batch.originals.setdefault(workflow, {}).setdefault(row["id"], row["version"])
@@ -505,8 +670,14 @@ def _plan_one(batch: _Batch, workflow: Workflow, request: FireRequest) -> list[P
     for follow in rule.cascade(subject, ctx) if rule.cascade else []:
         because = f"因{_label(workflow, row)}「{rule.label}」"
         plans += _plan_one(batch, follow.workflow, FireRequest(
-            follow.entity, follow.event, SYSTEM_ACTOR, None, because, follow.data))
+            follow.entity, follow.event, SYSTEM_ACTOR, None, because, follow.data), cascaded=True)
     return plans
+
+
+def internal_actor_refused(actor: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"「{actor}」是系统内部身份，只有定时流程和级联操作可以使用，任何人都不能以它的名义操作",
+        actor=actor)
 
 
 def _destination(workflow: Workflow, rule: EventRule, subject: Subject) -> str | None:
@@ -751,13 +922,15 @@ def _plan_create(
     data: Mapping[str, Any],
     role: str | None,
     comment: str | None,
-    moment: datetime,
+    clock: Clock,
     flow_run_id: str | None,
+    trusted: bool = False,
 ) -> tuple[Planned, audit.PendingEntry]:
     """Check and insert a new entity through its create event; return its plan and audit entry."""
     rule = workflow.create_event
+    moment = clock.moment
     row, scope_values, subject, ctx, used_role, audit_data, changes = _decide_create(
-        conn, lookups, workflow, actor, data, role, comment, moment)
+        conn, lookups, workflow, actor, data, role, comment, clock, trusted)
     who = lookups.actor(actor)
     to_state = rule.branches[0].dest
     values = {
@@ -779,15 +952,15 @@ def _plan_create(
 
 def _decide_create(
     conn: Connection, lookups: _Lookups, workflow: Workflow, actor: str, data: Mapping[str, Any],
-    role: str | None, comment: str | None, moment: datetime,
+    role: str | None, comment: str | None, clock: Clock, trusted: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any], Subject, Context, str, dict[str, Any], dict[str, Any]]:
     """Everything a create checks (scope, role, reason, input, guards) and the columns its effect
     sets, without writing: (row stub, scope columns, subject, context, role, audit data, columns)."""
     rule = workflow.create_event
     row, scope_values, what = scope_of_new(conn, workflow, data)
     subject, ctx, used_role, audit_data = _decide(
-        workflow, rule, row, None, role, lookups.actor(actor), comment, data, lookups, moment, what
-    )
+        workflow, rule, row, None, role, lookups.actor(actor), comment, data, lookups, clock, what,
+        trusted)
     changes = rule.effect(subject, ctx) if rule.effect else {}
     return row, scope_values, subject, ctx, used_role, audit_data, changes
 
@@ -805,9 +978,12 @@ def check_create(
     """Raise exactly what ``create`` would refuse, writing nothing: for loaders that must refuse a
     whole file before its first write."""
     try:
+        origin = origin_of(session)
+        if actor in INTERNAL_ACTORS and origin.by_person:
+            raise internal_actor_refused(actor)
         conn = session.connection()
         _decide_create(conn, _Lookups(conn), workflow, actor, data, role, comment,
-                       as_utc(as_of) or utcnow())
+                       clock_for(origin, as_of))
     finally:
         session.rollback()
 
@@ -824,11 +1000,14 @@ def create(
     flow_run_id: str | None = None,
 ) -> FireResult:
     """Create an entity through its workflow's create event, with its first audit row."""
-    moment = as_utc(as_of) or utcnow()
+    origin = origin_of(session)
+    if actor in INTERNAL_ACTORS and origin.by_person:
+        raise internal_actor_refused(actor)
+    clock = clock_for(origin, as_of)
     try:
         conn = session.connection()
         planned, entry = _plan_create(conn, _Lookups(conn), workflow, actor, data, role,
-                                      comment, moment, flow_run_id)
+                                      comment, clock, flow_run_id)
         _, rule, subject, ctx, row, _, to_state = planned
         [seq] = audit.append(conn, [entry])
         outbox = _outbox_rows(workflow, rule, subject, ctx, row, to_state, seq)
@@ -851,7 +1030,7 @@ def allowed_events(
         if row is None:
             raise NotFound(f"{workflow.label}「{entity}」不存在", entity=entity)
         who = _Lookups(conn).actor(actor)
-        held = who.roles_at(row["_unit_path"], row["_jur_path"])
+        held = who.roles_at(row)
     finally:
         session.rollback()  # read-only: release the (PostgreSQL) row lock at once
     return _allowed_now(workflow, row["state"], held)

@@ -20,7 +20,20 @@ from pydantic import BaseModel, Field
 from models import Hazard
 from models.db import as_utc
 from models.enums import HazardCategory, HazardGrade, HazardSource
-from states.workflow import ANY_OTHER, STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflow import (
+    ANY_OTHER,
+    MAX_ID_CHARS,
+    STRICT,
+    Branch,
+    Context,
+    EmptyParams,
+    EventRule,
+    EvidenceRef,
+    Subject,
+    Workflow,
+)
+
+__all__ = ["HAZARD", "EvidenceRef"]  # EvidenceRef re-exported for the other workflows
 
 # The six parts of a major hazard's rectification plan (治理方案), 原安监总局令第16号 第十五条.
 PLAN_PARTS: dict[str, str] = {
@@ -46,17 +59,9 @@ ESCALATION_LEVELS = {1: "单位负责人", 2: "主要负责人", 3: "监管部�
 
 
 
-class EvidenceRef(BaseModel):
-    model_config = STRICT
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    name: str
-    size: int = Field(ge=0)
-    path: str | None = None  # relative to the storage folder
-
-
 class ReportParams(BaseModel):
     model_config = STRICT
-    unit: str = Field(min_length=1)
+    unit: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     title: str = Field(min_length=1, max_length=200)
     description: str = ""
     category: HazardCategory
@@ -72,11 +77,13 @@ class ReportParams(BaseModel):
 
 class AssignParams(BaseModel):
     model_config = STRICT
-    owner: str = Field(min_length=1)
+    owner: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     deadline: datetime
-    acceptor: str | None = None
+    acceptor: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     measures: str = ""
-    funds: Decimal | None = Field(default=None, ge=0)
+    # the column is NUMERIC(14, 2): at most 999,999,999,999.99 元
+    funds: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2,
+                                  allow_inf_nan=False)
 
 
 class PlanParams(BaseModel):
@@ -132,8 +139,8 @@ class ListingLink(BaseModel):
 
 def deadline_in_future(subject: Subject, ctx: Context) -> str | None:
     deadline = as_utc(subject.data["deadline"])
-    if deadline is not None and deadline <= ctx.as_of:
-        return f"整改期限 {deadline:%Y-%m-%d %H:%M} 不在未来（当前 {ctx.as_of:%Y-%m-%d %H:%M} UTC）"
+    if deadline is not None and deadline <= ctx.now:
+        return f"整改期限 {deadline:%Y-%m-%d %H:%M} 不在未来（当前 {ctx.now:%Y-%m-%d %H:%M} UTC）"
     return None
 
 
@@ -142,6 +149,13 @@ def deadline_later_than_current(subject: Subject, ctx: Context) -> str | None:
     new = as_utc(subject.data["deadline"])
     if current is not None and new is not None and new <= current:
         return f"新期限 {new:%Y-%m-%d} 必须晚于原期限 {current:%Y-%m-%d}"
+    return None
+
+
+def found_not_in_future(subject: Subject, ctx: Context) -> str | None:
+    found = as_utc(subject.data.get("found_at"))
+    if found is not None and found > ctx.now:
+        return f"发现时间 {found:%Y-%m-%d %H:%M} 晚于当前时间（UTC），不能填写将来的时间"
     return None
 
 
@@ -160,8 +174,38 @@ def only_general(subject: Subject, _ctx: Context) -> str | None:
 
 
 def not_self_acceptance(subject: Subject, ctx: Context) -> str | None:
-    if ctx.actor_id is not None and ctx.actor_id == subject.row["rectifier_id"]:
+    """Who checks the work is neither who did it nor who answers for it (职责分离)."""
+    if ctx.actor_id is None:
+        return None
+    if ctx.actor_id == subject.row["rectifier_id"]:
         return "复查、验收人不能是整改人本人（职责分离）"
+    if ctx.actor_id == subject.row["owner_id"]:
+        return "复查、验收人不能是整改责任人本人（职责分离）"
+    return None
+
+
+# Who may be named: an owner must be able to submit the rectification, an acceptor to accept it,
+# in the hazard's own unit (not an auditor, not a regulator, not another enterprise's person).
+OWNER_ROLES = ("rectifier", "safety_officer", "unit_head")
+ACCEPTOR_ROLES = ("principal", "regulator", "unit_head", "safety_officer")
+
+
+def assignees_can_act(subject: Subject, ctx: Context) -> str | None:
+    if ctx.roles_of is None:
+        return None
+    d = subject.data
+    owner_roles = ctx.roles_of(d["owner"])
+    if not owner_roles.intersection(OWNER_ROLES):
+        return (f"整改责任人「{d['owner']}」在该隐患所在单位没有可提交整改的角色"
+                f"（需要整改责任人、安全管理员或单位负责人）")
+    acceptor = d.get("acceptor")
+    if acceptor is None:
+        return None
+    if acceptor == d["owner"]:
+        return "验收人不能是整改责任人本人（职责分离）"
+    wanted = ("principal", "regulator") if subject.row["grade"] == HazardGrade.major else ACCEPTOR_ROLES
+    if not ctx.roles_of(acceptor).intersection(wanted):
+        return f"验收人「{acceptor}」在该隐患所在单位没有验收权限"
     return None
 
 
@@ -351,7 +395,8 @@ STAY = (Branch(ANY_OTHER),)
 _events = [
     EventRule("assign", "分派整改", ("reported",),
               (Branch("planning", _is_major), Branch("rectifying")),
-              MANAGERS, AssignParams, (deadline_in_future,), on_assign, notify_owner),
+              MANAGERS, AssignParams, (deadline_in_future, assignees_can_act), on_assign,
+              notify_owner),
     EventRule("draft_plan", "编制治理方案", ("planning",), STAY,
               ("rectifier", *MANAGERS), PlanParams, (), on_plan),
     EventRule("approve_plan", "批准治理方案", ("planning",), (Branch("rectifying"),),
@@ -396,7 +441,9 @@ _events = [
 ]
 
 REPORT = EventRule("report", "上报隐患", (), (Branch("reported"),), REPORTERS, ReportParams,
-                   (), on_report, notify_managers)
+                   (found_not_in_future,), on_report, notify_managers,
+                   # links a failed inspection item writes when it opens the hazard
+                   computed=("inspection_task_id", "checklist_item", "risk_point_id"))
 
 HAZARD = Workflow(
     name="hazard",

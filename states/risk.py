@@ -184,15 +184,17 @@ def area_registered(subject: Subject, ctx: Context) -> str | None:
     return None
 
 
-def grade_matches_bands(subject: Subject, _ctx: Context) -> str | None:
-    given = subject.data.get("grade")
-    if given is None:
+ENTERPRISE_ROLES = ("inspector", "rectifier", "safety_officer", "unit_head", "principal")
+
+
+def responsible_in_unit(subject: Subject, ctx: Context) -> str | None:
+    """The person answering for a risk point works in its unit (not an auditor or a regulator,
+    not another enterprise's person)."""
+    key = subject.data.get("responsible")
+    if not key or ctx.roles_of is None:
         return None
-    d = subject.data
-    computed = risk_grading.evaluate(d["method"], d["factors"], risk_grading.configured_bands())
-    if RiskGrade(given) != computed.grade:
-        return (f"按现行分级标准，风险值 {computed.score:g} 对应「{computed.grade.label}」，"
-                f"不能定为「{RiskGrade(given).label}」")
+    if not ctx.roles_of(key).intersection(ENTERPRISE_ROLES):
+        return f"责任人「{key}」不是该风险点所在单位（或其上级单位）的人员"
     return None
 
 
@@ -300,15 +302,16 @@ _events = [
     # Revising what an evaluation rests on is for points not awaiting approval: an evaluated
     # point is returned first (return_evaluation), so no approval covers unseen changes.
     EventRule("revise", "修订风险点信息", ("identified", "review_due"), (Branch(ANY_OTHER),),
-              IDENTIFIERS, ReviseParams, (area_registered,), _descriptive),
+              IDENTIFIERS, ReviseParams, (area_registered, responsible_in_unit), _descriptive),
     EventRule("evaluate", "风险评价", ("identified", "evaluated", "review_due"),
-              (Branch("evaluated"),), IDENTIFIERS, EvaluateParams, (grade_matches_bands,),
-              on_evaluate, notify_approvers, annotate=note_evaluation),
+              (Branch("evaluated"),), IDENTIFIERS, EvaluateParams, (),
+              on_evaluate, notify_approvers, annotate=note_evaluation,
+              computed=("score", "grade", "previous_grade", "bands")),
     EventRule("return_evaluation", "退回重新评价", ("evaluated",), (Branch("identified"),),
               APPROVERS, EmptyParams, (), None, notify_controllers, requires_reason=True),
     EventRule("approve", "审批风险分级", ("evaluated",), (Branch("approved"),), APPROVERS,
               ApproveParams, (approver_not_evaluator,), on_approve, notify_controllers,
-              annotate=note_approval),
+              annotate=note_approval, computed=("grade", "previous_grade", "control_unit")),
     EventRule("due_review", "到期复评", ("approved",), (Branch("review_due"),), ("system",),
               EmptyParams, (review_is_due,), on_due_review, notify_controllers),
     EventRule("report_change", "变更或事故后复评", ("approved",), (Branch("review_due"),),
@@ -319,7 +322,7 @@ _events = [
 ]
 
 IDENTIFY = EventRule("identify", "辨识登记风险点", (), (Branch("identified"),), IDENTIFIERS,
-                     IdentifyParams, (area_registered,), on_identify)
+                     IdentifyParams, (area_registered, responsible_in_unit), on_identify)
 
 RISK = Workflow(
     name="risk",

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table
 from transitions import Machine, MachineError
 
@@ -21,14 +21,29 @@ from states.errors import InvalidInput
 from states.messages import zh_error
 
 ANY_OTHER = "="  # reflexive transition: stay in the same state
-# Event parameters refuse unknown fields and trim text, in every workflow.
-STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+# Documented input limits (README "输入限制"): identifiers, free text, whole event input.
+MAX_ID_CHARS = 64
+MAX_TEXT_CHARS = 4000
+# Event parameters refuse unknown fields, trim text, cap every string and refuse non-finite
+# numbers (1e400, nan, inf), in every workflow.
+STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True, str_max_length=MAX_TEXT_CHARS,
+                    allow_inf_nan=False)
 
 
 class EmptyParams(BaseModel):
     """For events that take no parameters: anything given is refused by name."""
 
     model_config = STRICT
+
+
+class EvidenceRef(BaseModel):
+    """A file in the evidence store, named by its content hash; the engine checks it is there."""
+
+    model_config = STRICT
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    name: str = Field(max_length=255)
+    size: int = Field(ge=0)
+    path: str | None = Field(default=None, max_length=300)  # relative to the storage folder
 
 
 @dataclass
@@ -56,6 +71,15 @@ class Context:
     resolve_person: Callable[[str], int]
     conn: Any = None
     memo: dict[Any, Any] = field(default_factory=dict)
+    # The roles a person holds where this entity lives (for checks on people an event names).
+    roles_of: Callable[[str], set[str]] | None = None
+    # The moment rules compare deadlines with: the later of the business time and the recording
+    # time, unless the caller explicitly simulates another time (demo, imports, replays).
+    reference_time: datetime | None = None
+
+    @property
+    def now(self) -> datetime:
+        return self.reference_time or self.as_of
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,8 @@ class EventRule:
     spawn: Spawner | None = None
     cascade: Cascader | None = None
     annotate: Annotator | None = None
+    # Params fields that ``annotate`` fills in (replay reads them back): never taken from input.
+    computed: tuple[str, ...] = ()
 
 
 @dataclass

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from models.db import make_engine
 from safeloop import orgfile
 from safeloop.schema import upgrade
+from tests.helpers import seed_evidence
 
 PG_URL = os.environ.get("SAFELOOP_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -70,4 +71,5 @@ def session(engine: Engine) -> Iterator[Session]:
 def org(session: Session) -> Session:
     """The demo organisation loaded; returns the session for convenience."""
     orgfile.load(session, DEMO_ORG)
+    seed_evidence(session)
     return session

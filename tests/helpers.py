@@ -31,6 +31,31 @@ FULL_PLAN = {key: f"{label}：已落实" for key, label in PLAN_PARTS.items()}
 DEMO_ORG_PATH = Path(__file__).resolve().parents[1] / "safeloop" / "data" / "demo_org.yaml"
 
 
+# Files the tests cite as evidence, as if uploaded: the engine refuses references to anything
+# not in the evidence store (tests/states/test_integrity.py shows that).
+SEEDED_EVIDENCE = [
+    {"sha256": "a" * 64, "name": "photo.jpg", "size": 10},
+    {"sha256": "b" * 64, "name": "评估报告.pdf", "size": 1024},
+    {"sha256": "c" * 64, "name": "整改报告.pdf", "size": 2048},
+]
+
+
+def seed_evidence(session: Session) -> None:
+    """Register the test evidence files in the store (rows only; no test reads their bytes)."""
+    from models import Evidence
+
+    table = Evidence.__table__  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+    conn = session.connection()
+    present = set(conn.execute(select(table.c.sha256)).scalars())
+    missing = [e for e in SEEDED_EVIDENCE if e["sha256"] not in present]
+    if missing:
+        conn.execute(table.insert(), [
+            {**e, "stored_path": f"evidence/{e['sha256'][:2]}/{e['sha256']}", "created_at": now}
+            for e in missing])
+    session.commit()
+
+
 def report(session: Session, grade: str = "general", unit: str = "jinhua-team-a",
            actor: str = "sun.banzhang", **extra: Any) -> FireResult:
     data = {"unit": unit, "title": "压力表失效", "category": "thing", "grade": grade, **extra}
@@ -116,6 +141,7 @@ def load_solo_people(session: Session, directory: Path) -> dict[str, str]:
     path = directory / "solo_org.yaml"
     path.write_text(SOLO_ORG, encoding="utf-8")
     orgfile.load(session, path)
+    seed_evidence(session)
     return dict(SOLO_ACTORS)
 
 
@@ -144,6 +170,7 @@ def fresh_database(backend: str, directory: Path, *, with_org: bool = True) -> I
         if with_org:
             with Session(eng, expire_on_commit=False) as s:
                 orgfile.load(s, DEMO_ORG_PATH)
+                seed_evidence(s)
         eng.dispose()
         yield url
     finally:
