@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # Risk grading bands (风险分级标准) overriding DOMAIN.md's, JSON in the environment, e.g.
     # SAFELOOP_RISK_BANDS='{"ls": {"significant": 9}}' for the 9–16 / 4–8 matrix variant.
     risk_bands: dict[str, Any] = {}
+    # A person's event is recorded at the real clock; --as-of may differ from it by this much.
+    # SIMULATE_TIME lets the CLI date events freely (demo, imports); the trail marks them.
+    time_tolerance_s: int = 300
+    simulate_time: bool = False
     risk_review_days: int = 365  # an approved risk is due for re-evaluation after this
     escalation_days: tuple[int, int, int] = (0, 3, 7)
     due_soon_hours: int = 24

@@ -621,6 +621,8 @@ def _plan_one(
     Entities the event spawns are inserted now and planned after it, so their audit rows
     follow; events it cascades to other entities are then planned as the system actor.
     """
+    if request.actor in INTERNAL_ACTORS and batch.origin.by_person and not cascaded:
+        raise internal_actor_refused(request.actor)  # whatever the entity: no person is "system"
     lookups, moment = batch.lookups, batch.moment
     row = batch.row(workflow, request.entity)
     if row is None:
@@ -635,8 +637,6 @@ def _plan_one(
             f"您看到的是 {request.expected_version}），请刷新后重试",
             version=row["version"],
         )
-    if request.actor in INTERNAL_ACTORS and batch.origin.by_person and not cascaded:
-        raise internal_actor_refused(request.actor)
     actor = lookups.actor(request.actor)
     state = row["state"]
     if state not in rule.sources:
@@ -899,18 +899,28 @@ def scope_of_new(
                              .where(JURISDICTION.c.key == str(key))).first()
         if found is None:
             raise NotFound(f"辖区「{key}」不存在", jurisdiction=key)
-        stub.update(jurisdiction_id=found[0], _unit_path="", _jur_path=found[1])
+        stub.update(jurisdiction_id=found[0], _unit_path="", _jur_path=found[1],
+                    _industry=None, department_id=None)
+        if data.get("department"):  # a plan in a department's name: only that department acts
+            department = conn.execute(select(DEPARTMENT.c.id).where(
+                DEPARTMENT.c.key == str(data["department"]))).scalar()
+            if department is None:
+                raise NotFound(f"监管部门「{data['department']}」不存在",
+                               department=data["department"])
+            stub["department_id"] = department
         return stub, {"jurisdiction_id": found[0]}, f"辖区「{key}」的{workflow.label}"
     unit_key = data.get("unit")
     unit = conn.execute(
-        select(UNIT.c.id, UNIT.c.path, UNIT.c.enterprise_id, JURISDICTION.c.path)
+        select(UNIT.c.id, UNIT.c.path, UNIT.c.enterprise_id, JURISDICTION.c.path,
+               ENTERPRISE.c.industry)
         .join(ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id)
         .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
         .where(UNIT.c.key == str(unit_key))
     ).first()
     if unit is None:
         raise NotFound(f"单位「{unit_key}」不存在", unit=unit_key)
-    stub.update(unit_id=unit[0], enterprise_id=unit[2], _unit_path=unit[1], _jur_path=unit[3])
+    stub.update(unit_id=unit[0], enterprise_id=unit[2], _unit_path=unit[1], _jur_path=unit[3],
+                _industry=unit[4])
     return stub, {"unit_id": unit[0], "enterprise_id": unit[2]}, f"单位「{unit_key}」的{workflow.label}"
 
 

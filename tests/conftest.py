@@ -19,6 +19,10 @@ from safeloop import orgfile
 from safeloop.schema import upgrade
 from tests.helpers import seed_evidence
 
+# The suite's scenarios run on fixed dates (2026-11-02 …): it is a simulation, so it says so
+# with the product's explicit switch, as the demo and imports do; tests of the real clock
+# (tests/states/test_integrity.py) turn it off.
+os.environ.setdefault("SAFELOOP_SIMULATE_TIME", "true")
 PG_URL = os.environ.get("SAFELOOP_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 DEMO_ORG = Path(__file__).resolve().parents[1] / "safeloop" / "data" / "demo_org.yaml"

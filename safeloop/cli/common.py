@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -23,6 +23,7 @@ from sqlmodel import Session
 from models.db import make_engine
 from safeloop.settings import Settings, get_settings
 from safeloop.timeparse import parse_local
+from states.engine import Origin, set_origin
 from states.errors import InvalidInput, SafeloopError
 
 # Options every command group shares, declared once.
@@ -58,6 +59,9 @@ def open_session() -> Iterator[Session]:
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     try:
         with Session(engine, expire_on_commit=False) as session:
+            set_origin(session, Origin(
+                channel="cli", simulate=settings.simulate_time,
+                tolerance=timedelta(seconds=settings.time_tolerance_s)))
             yield session
     finally:
         engine.dispose()
