@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import uuid
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -41,9 +42,10 @@ def store(session: Session, storage_dir: Path, source: Path) -> dict[str, object
     target = storage_dir / relative
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
+        tmp = target.with_suffix(f".{uuid.uuid4().hex}.part")
         shutil.copyfile(source, tmp)
         tmp.replace(target)
+        _remove_if_rolled_back(session, target, sha)
     values = {"sha256": sha, "size": size, "name": source.name[:255],
               "stored_path": relative.as_posix(), "created_at": utcnow()}
     dialect = sqlite if is_sqlite(str(session.get_bind().url)) else postgresql
@@ -51,6 +53,33 @@ def store(session: Session, storage_dir: Path, source: Path) -> dict[str, object
         index_elements=["sha256"])
     session.connection().execute(stmt)
     return {"sha256": sha, "name": values["name"], "size": size, "path": values["stored_path"]}
+
+
+_NEW_FILES = "safeloop.evidence.new_files"
+
+
+def _remove_if_rolled_back(session: Session, target: Path, sha: str) -> None:
+    """A file this transaction added to the store goes again if the transaction does not commit
+    (the event it was evidence for was refused): a refused event leaves no evidence behind."""
+    pending = session.info.get(_NEW_FILES)
+    if pending is None:
+        pending = session.info[_NEW_FILES] = []
+        event.listen(session, "after_commit", lambda s: s.info[_NEW_FILES].clear())
+        event.listen(session, "after_rollback", _discard_new_files)
+    pending.append((target, sha))
+
+
+def _discard_new_files(session: Session) -> None:
+    pending = session.info.get(_NEW_FILES) or []
+    if not pending:
+        return
+    with session.get_bind().connect() as conn:  # what another transaction committed stays
+        kept = set(conn.execute(select(EVIDENCE.c.sha256).where(
+            EVIDENCE.c.sha256.in_([sha for _, sha in pending]))).scalars())
+    for target, sha in pending:
+        if sha not in kept:
+            target.unlink(missing_ok=True)
+    pending.clear()
 
 
 def open_path(session: Session, storage_dir: Path, sha256: str) -> Path:

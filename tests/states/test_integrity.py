@@ -288,3 +288,29 @@ def test_annual_plan_in_another_departments_name_refused(narrow: Session):
     made = engine.create(narrow, ANNUAL_PLAN, actor="qian.jianguan", data=data, as_of=NOW)
     with pytest.raises(PermissionDenied):
         engine.fire(narrow, ANNUAL_PLAN, made.entity_id, "file", actor=NARROW, as_of=NOW)
+
+
+def test_refused_event_leaves_no_evidence_file(org: Session, db_url: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch):
+    """`hazard fire … fix_on_spot --evidence` by someone who may not: the copy is undone."""
+    storage = tmp_path / "store"
+    monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(storage))
+    get_settings.cache_clear()
+    hid = report(org).entity_id
+    code = engine.row_of(org, HAZARD, hid)["code"]
+    org.rollback()
+    photo = tmp_path / "现场照片.jpg"
+    photo.write_bytes(b"\xff\xd8 unique photo bytes for this test")
+    try:
+        refused = CliRunner().invoke(app, [
+            "--db", db_url, "hazard", "fire", code, "fix_on_spot", "--as", "he.shenji",
+            "--evidence", str(photo), "--measures", "已处理"])
+        assert refused.exit_code == 1, refused.output
+        assert not [p for p in storage.rglob("*") if p.is_file()]
+        done = CliRunner().invoke(app, [
+            "--db", db_url, "hazard", "fire", code, "fix_on_spot", "--as", "sun.banzhang",
+            "--evidence", str(photo), "--measures", "已处理"])
+        assert done.exit_code == 0, done.output
+        assert len([p for p in storage.rglob("*") if p.is_file()]) == 1
+    finally:
+        get_settings.cache_clear()
