@@ -51,7 +51,9 @@ CADENCES = ("daily", "weekly", "monthly", "quarterly")
 ACTIVE_FROM = date(2026, 1, 1)
 # Who manages each enterprise's hazards in the demo org (principal over the whole enterprise).
 PRINCIPAL = {"jinhua": "wang.zhuren", "xinfeng": "zheng.changzhang"}
-OWNER = {"jinhua": "zhou.weixiu", "xinfeng": "feng.hanjie"}
+# An owner must be able to submit in the hazard's unit: the plants' safety officers cover every
+# unit the fixtures use (a workshop's rectifier would not cover the tank farm).
+OWNER = {"jinhua": "li.anquan", "xinfeng": "chen.anyuan"}
 
 
 # ---- setup ----------------------------------------------------------------------------------
