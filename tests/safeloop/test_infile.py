@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from notifications import routing
+from notifications import routing, templates
 from safeloop import checklists, infile, orgfile, risks
 from safeloop.calendar import load_overrides
 from safeloop.cli.inspect import read_results
@@ -165,6 +165,7 @@ def test_gbk_input_files_are_refused_with_the_fix_and_change_nothing(org: Sessio
         "通知路由文件": lambda p: routing.load(p),
         "检查结果文件": lambda p: read_results(org, p),
         "日历覆盖文件": lambda p: load_overrides(p),
+        "消息模板文件": lambda p: templates.load(p),
     }
     sources = {
         "组织文件": DEMO_ORG.read_text(encoding="utf-8"),
@@ -173,6 +174,7 @@ def test_gbk_input_files_are_refused_with_the_fix_and_change_nothing(org: Sessio
         "通知路由文件": ROUTING.read_text(encoding="utf-8"),
         "检查结果文件": RESULTS,
         "日历覆盖文件": "holidays:\n  - {date: 2027-01-01, name: 元旦}\n",
+        "消息模板文件": "hazard.assign:\n  title: 隐患 {{ code }} 已分派\n  body: 请整改\n",
     }
     for what, load in loaders.items():
         path = gbk(tmp_path / f"{what}.yaml", sources[what])
