@@ -36,6 +36,7 @@ MAX_ALIASES = 100
 MAX_ALIAS_NODES = 10_000
 MAX_DOCUMENTS = 1
 MERGE_TAG = "tag:yaml.org,2002:merge"
+STR_TAG = "tag:yaml.org,2002:str"
 
 SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
 
@@ -45,8 +46,9 @@ def _refuse(source: str, line: int | None, message: str) -> InvalidInput:
     return InvalidInput(f"{source}{at}：{message}", line=line)
 
 
-def _check_events(text: str, source: str, loader_cls: type) -> None:
-    """Depth, alias and document limits, checked on the event stream before composing."""
+def _check_events(text: str, source: str, loader_cls: type) -> int:
+    """Depth, alias and document limits, checked on the event stream before composing; returns
+    the number of aliases."""
     depth = aliases = documents = 0
     loader = loader_cls(text)
     try:
@@ -69,6 +71,7 @@ def _check_events(text: str, source: str, loader_cls: type) -> None:
                     raise _refuse(source, line, "文件中有多个 YAML 文档（---），只能有一个")
     finally:
         loader.dispose()
+    return aliases
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -89,7 +92,7 @@ def _check_keys(loader: Any, node: yaml.MappingNode, source: str) -> None:
     for key_node, _ in node.value:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
             continue
-        key = loader.construct_object(key_node)
+        key = key_node.value if key_node.tag == STR_TAG else loader.construct_object(key_node)
         line = key_node.start_mark.line + 1
         try:
             first = seen.get(key)
@@ -99,6 +102,16 @@ def _check_keys(loader: Any, node: yaml.MappingNode, source: str) -> None:
             raise _refuse(source, line, f"键「{_key_text(key_node.value)}」重复（第 {first} 行已出现），"
                           "同一映射中每个键只能出现一次")
         seen[key] = line
+
+
+def _check_keys_only(loader: Any, root: yaml.Node, source: str) -> None:
+    """Duplicate keys in a tree without aliases (so without sharing or cycles), iteratively."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            _check_keys(loader, node, source)
+        stack.extend(_children(node))
 
 
 def _check_tree(loader: Any, root: yaml.Node, source: str) -> None:
@@ -135,13 +148,13 @@ def load_yaml(text: str, source: str,
     if len(text) > infile.MAX_YAML_BYTES or len(text.encode("utf-8")) > infile.MAX_YAML_BYTES:
         raise _refuse(source, None, f"内容超过上限 {infile.MAX_YAML_BYTES // infile.MB} MB")
     try:
-        _check_events(text, source, loader_cls)
+        aliases = _check_events(text, source, loader_cls)
         loader = loader_cls(text)
         try:
             root = loader.get_single_node()
             if root is None:
                 return None, None
-            _check_tree(loader, root, source)
+            (_check_tree if aliases else _check_keys_only)(loader, root, source)
             return loader.construct_document(root), root
         finally:
             loader.dispose()
