@@ -22,7 +22,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notifications.channels import IM_LIMIT_BYTES
-from safeloop.yamlfile import parse_yaml, where
+from safeloop.yamlfile import parse_yaml, read_text, where
 from states.errors import InvalidInput
 
 BUILTIN = Path(__file__).with_name("templates.yaml")
@@ -159,11 +159,7 @@ class TemplateSet:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], Any, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"无法读取消息模板文件 {path}：{exc.strerror}") from exc
-    raw, root = parse_yaml(text, path.name)
+    raw, root = parse_yaml(read_text(path, "消息模板文件"), path.name)
     return raw, root, path.name
 
 

@@ -1,14 +1,15 @@
 """Load the organisation (jurisdictions, departments, enterprises, unit trees, people, roles)
 from a YAML file, idempotently: keys in the file are the user's stable ids; rerunning the same file
 changes nothing, an edited file updates what changed. Every error names the key and line, and
-nothing is written unless the whole file is valid.
+nothing is written unless the whole file is valid — including its integrity against the
+database (``orgcheck``: duplicate ids, units moving between enterprises, open work losing its
+holder's authority, depth limits).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,9 +21,9 @@ from sqlmodel import Session
 
 from models import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.enums import Role, Tier
-from safeloop.yamlfile import line_of, parse_model, read_text, where
+from safeloop import orgcheck
+from safeloop.yamlfile import parse_model, read_text
 from states import engine
-from states.errors import InvalidInput
 
 KEY = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -132,16 +133,9 @@ def parse(text: str, source: str = "组织文件") -> tuple[OrgFile, yaml.Node |
 
 
 class _Writer:
-    def __init__(self, conn: Connection, root: yaml.Node | None, source: str) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.root = root
-        self.source = source
         self.report = LoadReport()
-
-    def fail(self, loc: Sequence[Any], message: str) -> InvalidInput:
-        key = ".".join(str(p) for p in loc)
-        return InvalidInput(f"{where(self.source, self.root, loc)}：{message}", key=key,
-                            line=line_of(self.root, loc))
 
     def ids(self, table: Any) -> dict[str, int]:
         return {k: i for i, k in self.conn.execute(select(table.c.id, table.c.key))}
@@ -159,13 +153,34 @@ class _Writer:
             self.report.count(kind, created=False)
         return int(existing["id"])
 
+    def repath(self, table: Any) -> None:
+        """Recompute every materialised path from the parent links (``/1/4/9/``), so rows not in
+        the file below a moved one follow it; only changed paths are written."""
+        rows = {i: (parent, path) for i, parent, path in
+                self.conn.execute(select(table.c.id, table.c.parent_id, table.c.path))}
+        paths: dict[int, str] = {}
+        for start in rows:
+            chain = []
+            node: int | None = start
+            while node is not None and node not in paths:
+                chain.append(node)
+                node = rows[node][0]
+            prefix = paths[node] if node is not None else "/"
+            for row in reversed(chain):
+                prefix = paths[row] = f"{prefix}{row}/"
+        for row, path in paths.items():
+            if rows[row][1] != path:
+                self.conn.execute(update(table).where(table.c.id == row).values(path=path))
+
 
 def load(session: Session, path: Path, *, actor: str = "admin") -> LoadReport:
-    """Validate the whole file, write it in one transaction with an audit row, or raise."""
+    """Validate the whole file (against itself and the database) before the first write, then
+    write it in one transaction with an audit row, or raise having written nothing."""
     text = read_text(path, "组织文件")
     org, root = parse(text, path.name)
     try:
-        writer = _Writer(session.connection(), root, path.name)
+        orgcheck.check(session.connection(), org, root, path.name)
+        writer = _Writer(session.connection())
         _write(writer, org)
         report = writer.report
         report.audit_seq = engine.record(
@@ -182,55 +197,36 @@ def load(session: Session, path: Path, *, actor: str = "admin") -> LoadReport:
 
 
 def _write(w: _Writer, org: OrgFile) -> None:
+    """Write a checked file (``orgcheck.check`` has vouched for every reference)."""
     jt, dt, et, ut, pt, gt = (
         Jurisdiction.__table__, Department.__table__, Enterprise.__table__,  # type: ignore[attr-defined]
         Unit.__table__, Person.__table__, RoleGrant.__table__,  # type: ignore[attr-defined]
     )
     jur = w.ids(jt)
-    paths = dict(w.conn.execute(select(jt.c.id, jt.c.path)).all())
-    for i, j in enumerate(org.jurisdictions):
-        parent_id = None
-        if j.parent is not None:
-            if j.parent not in jur:
-                raise w.fail(["jurisdictions", i, "parent"], f"上级辖区「{j.parent}」未定义（须先定义）")
-            parent_id = jur[j.parent]
-        jid = w.upsert("jurisdiction", jt, j.id, {"name": j.name, "parent_id": parent_id})
-        jur[j.id] = jid
-        path = (paths.get(parent_id, "/") if parent_id else "/") + f"{jid}/"
-        paths[jid] = path
-        w.conn.execute(update(jt).where(jt.c.id == jid, jt.c.path != path).values(path=path))
+    for j in org.jurisdictions:
+        jur[j.id] = w.upsert("jurisdiction", jt, j.id, {
+            "name": j.name, "parent_id": jur[j.parent] if j.parent is not None else None})
+    w.repath(jt)
     dep = w.ids(dt)
-    for i, d in enumerate(org.departments):
-        if d.jurisdiction not in jur:
-            raise w.fail(["departments", i, "jurisdiction"], f"辖区「{d.jurisdiction}」未定义")
+    for d in org.departments:
         dep[d.id] = w.upsert("department", dt, d.id, {
             "name": d.name, "jurisdiction_id": jur[d.jurisdiction],
             "industries": ",".join(d.industries)})
+    enterprises = {e.id: w.upsert("enterprise", et, e.id, {
+        "name": e.name, "industry": e.industry, "jurisdiction_id": jur[e.jurisdiction]})
+        for e in org.enterprises}
     units = w.ids(ut)
-    seen_units: set[str] = set()
-    for i, e in enumerate(org.enterprises):
-        if e.jurisdiction not in jur:
-            raise w.fail(["enterprises", i, "jurisdiction"], f"辖区「{e.jurisdiction}」未定义")
-        eid = w.upsert("enterprise", et, e.id, {
-            "name": e.name, "industry": e.industry, "jurisdiction_id": jur[e.jurisdiction]})
-        _write_units(w, ut, eid, e.units, None, "/", ["enterprises", i], units, seen_units)
-    people = w.ids(pt)
-    for i, p in enumerate(org.people):
+    for node, enterprise, parent, _, _ in orgcheck.walk_units(org):  # parents before children
+        units[node.id] = w.upsert("unit", ut, node.id, {
+            "name": node.name, "tier": node.tier.value, "enterprise_id": enterprises[enterprise],
+            "parent_id": units[parent] if parent is not None else None})
+    w.repath(ut)
+    for p in org.people:
         channels = json.dumps(p.channels, ensure_ascii=False) if p.channels else None
         pid = w.upsert("person", pt, p.id, {"name": p.name, "phone": p.phone, "email": p.email,
                                             "channels": channels})
-        people[p.id] = pid
-        wanted = set()
-        for k, r in enumerate(p.roles):
-            loc = ["people", i, "roles", k]
-            if r.unit is not None and r.unit not in units:
-                raise w.fail([*loc, "unit"], f"单位「{r.unit}」未定义")
-            if r.jurisdiction is not None and r.jurisdiction not in jur:
-                raise w.fail([*loc, "jurisdiction"], f"辖区「{r.jurisdiction}」未定义")
-            if r.department is not None and r.department not in dep:
-                raise w.fail([*loc, "department"], f"监管部门「{r.department}」未定义")
-            wanted.add((r.role, units.get(r.unit or ""), jur.get(r.jurisdiction or ""),
-                        dep.get(r.department or "")))
+        wanted = {(r.role, units.get(r.unit or ""), jur.get(r.jurisdiction or ""),
+                   dep.get(r.department or "")) for r in p.roles}
         have = {
             (g.role, g.unit_id, g.jurisdiction_id, g.department_id): g.id
             for g in w.conn.execute(select(gt).where(gt.c.person_id == pid))
@@ -243,21 +239,3 @@ def _write(w: _Writer, org: OrgFile) -> None:
             w.conn.execute(insert(gt).values(person_id=pid, role=role, unit_id=unit_id,
                                              jurisdiction_id=jur_id, department_id=dep_id))
             w.report.count("role_grant", created=True)
-
-
-def _write_units(
-    w: _Writer, ut: Any, enterprise_id: int, nodes: list[UnitIn], parent_id: int | None,
-    parent_path: str, loc: list[Any], units: dict[str, int], seen: set[str],
-) -> None:
-    for k, node in enumerate(nodes):
-        here = [*loc, "units", k]
-        if node.id in seen:
-            raise w.fail([*here, "id"], f"单位编号「{node.id}」重复")
-        seen.add(node.id)
-        uid = w.upsert("unit", ut, node.id, {
-            "name": node.name, "tier": node.tier.value, "enterprise_id": enterprise_id,
-            "parent_id": parent_id})
-        units[node.id] = uid
-        path = f"{parent_path}{uid}/"
-        w.conn.execute(update(ut).where(ut.c.id == uid, ut.c.path != path).values(path=path))
-        _write_units(w, ut, enterprise_id, node.units, uid, path, here, units, seen)

@@ -7,6 +7,7 @@ reference data, changed here with an audit row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -56,7 +57,22 @@ def _checked_polygon(points: Sequence[Sequence[float]]) -> list[tuple[float, flo
         raise InvalidInput(f"区域多边形至少需要 3 个顶点，收到 {len(points)} 个")
     if any(len(p) != 2 for p in points):
         raise InvalidInput("区域多边形的每个顶点应为 [x, y]")
+    bad = _non_finite(points)
+    if bad is not None:
+        raise InvalidInput(
+            f"区域多边形第 {bad + 1} 个顶点 {list(points[bad])} 不是有限数字（nan/inf 不能画图）")
     return [(float(p[0]), float(p[1])) for p in points]
+
+
+def _non_finite(points: Sequence[Sequence[float]]) -> int | None:
+    """Index of the first vertex with a NaN or infinite coordinate (it would break map drawing)."""
+    for n, point in enumerate(points):
+        try:
+            if not all(math.isfinite(float(c)) for c in point):
+                return n
+        except (TypeError, ValueError):
+            return n
+    return None
 
 
 def enterprise_of(session: Session, key: str) -> tuple[int, str]:
@@ -127,6 +143,9 @@ class AreaIn(BaseModel):
     def _pairs(cls, value: list[list[float]]) -> list[list[float]]:
         if any(len(p) != 2 for p in value):
             raise ValueError("每个顶点应为 [x, y]")
+        bad = _non_finite(value)
+        if bad is not None:
+            raise ValueError(f"第 {bad + 1} 个顶点不是有限数字（nan/inf）")
         return value
 
 
@@ -134,6 +153,14 @@ class EvaluationIn(BaseModel):
     model_config = _STRICT
     method: str
     factors: dict[str, float]
+
+    @field_validator("factors")
+    @classmethod
+    def _finite(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, v in value.items() if not math.isfinite(v))
+        if bad:
+            raise ValueError(f"因子 {'、'.join(bad)} 不是有限数字（nan/inf）")
+        return value
 
 
 class PointIn(IdentifyParams):

@@ -24,13 +24,15 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
+from safeloop import infile
+from safeloop.yamlfile import SafeLoader, load_yaml
 from states.errors import InvalidInput
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(SafeLoader):  # type: ignore[misc,valid-type]
     """SafeLoader that keeps dates as text: PyYAML would crash on 2020-02-30 before we can say where."""
 
 
@@ -132,13 +134,7 @@ def _where(source: str, line: int | None, loc: Sequence[Any]) -> str:
 
 def parse_overrides(text: str, source: str = "日历覆盖文件") -> CalendarOverrides:
     """Validate the whole file before using any of it: a half-applied calendar is worse than none."""
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" 第 {mark.line + 1} 行" if mark else ""
-        raise InvalidInput(f"{source}{where} 不是合法的 YAML：{exc}", source=source) from exc
+    raw, root = load_yaml(text, source, _Loader)  # safe loader with limits, duplicate keys refused
     if raw is None:
         return CalendarOverrides(source=source)
     if not isinstance(raw, dict):
@@ -191,10 +187,5 @@ def parse_overrides(text: str, source: str = "日历覆盖文件") -> CalendarOv
 def load_overrides(path: str | Path) -> CalendarOverrides:
     """Read and validate an override file; a missing or unreadable file is an input error, not a crash."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InvalidInput(f"找不到日历覆盖文件：{p}", source=str(p)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"无法读取日历覆盖文件 {p}（须为 UTF-8 文本）：{exc}", source=str(p)) from exc
+    text = infile.read_text(p, "日历覆盖文件")  # regular file, size limit, UTF-8 (GBK refused)
     return parse_overrides(text, source=str(p))

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
@@ -27,6 +26,7 @@ from safeloop.cli.common import (
     print_json,
 )
 from safeloop.timeparse import parse_local, to_local
+from safeloop.yamlfile import read_yaml
 from states import engine
 from states.errors import InvalidInput
 from states.hazard import HAZARD, PLAN_PARTS
@@ -77,10 +77,7 @@ def report_cmd(
 def _parse_plan(plan_file: Path | None, parts: list[str] | None) -> dict[str, str]:
     plan: dict[str, str] = {}
     if plan_file is not None:
-        try:
-            loaded = yaml.safe_load(plan_file.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInput(f"无法读取治理方案文件 {plan_file}：{exc}") from exc
+        loaded = read_yaml(plan_file, "治理方案文件")[0] or {}
         if not isinstance(loaded, dict):
             raise InvalidInput(f"治理方案文件 {plan_file} 应为键值映射，键为：{', '.join(PLAN_PARTS)}")
         plan.update({str(k): str(v) for k, v in loaded.items()})

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -26,6 +25,7 @@ from safeloop.cli.common import (
     print_json,
 )
 from safeloop.timeparse import to_local
+from safeloop.yamlfile import read_yaml
 from states import engine
 from states.errors import InvalidInput, NotFound
 from states.inspection import INSPECTION
@@ -65,10 +65,7 @@ def read_results(session: Any, path: Path) -> list[dict[str, Any]]:
 
     Evidence paths are relative to the results file and stored by content hash.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"无法读取检查结果文件 {path}：{exc}") from exc
+    raw, _ = read_yaml(path, "检查结果文件")
     if isinstance(raw, dict):
         raw = raw.get("results")
     if not isinstance(raw, list):

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 from sqlalchemy import select
 
@@ -25,6 +24,7 @@ from safeloop.cli.common import (
     print_json,
 )
 from safeloop.timeparse import parse_local, to_local
+from safeloop.yamlfile import read_yaml
 from states import engine
 from states.annual_plan import ANNUAL_PLAN
 from states.errors import InvalidInput, NotFound
@@ -245,10 +245,7 @@ def annual_draft(actor: AsOpt, file: Annotated[Path, typer.Argument(
         help="计划文件 YAML：jurisdiction、year、department、entries: [{enterprise, frequency}]")],
         as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """编制年度监督检查计划。"""
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"无法读取计划文件 {file}：{exc}") from exc
+    data, _ = read_yaml(file, "计划文件")
     if not isinstance(data, dict):
         raise InvalidInput(f"计划文件 {file} 应为键值映射")
     _create(ANNUAL_PLAN, actor, data, None, as_of, as_json)
