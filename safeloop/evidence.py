@@ -7,7 +7,6 @@ The stored path comes from the hash, never from the user's file name, so a name 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import uuid
 from pathlib import Path
 
@@ -17,35 +16,43 @@ from sqlmodel import Session
 
 from models import Evidence
 from models.db import is_sqlite, utcnow
+from safeloop import infile
 from states.errors import InvalidInput, NotFound
 
 EVIDENCE = Evidence.__table__  # type: ignore[attr-defined]
-MAX_BYTES = 50 * 1024 * 1024
+MAX_BYTES = infile.MAX_EVIDENCE_BYTES
 
 
 def store(session: Session, storage_dir: Path, source: Path) -> dict[str, object]:
     """Copy ``source`` into the store (once per content) and return its reference for audit data.
 
-    The row is added to the caller's transaction; the file copy is idempotent by hash.
+    Read once, through the safe reader (a regular file within the limit: never a FIFO or a
+    device), hashing while copying into a temporary file inside the store, so what is hashed is
+    what is stored. The row is added to the caller's transaction; a file this call added is
+    removed again if that transaction rolls back.
     """
-    if not source.is_file():
-        raise InvalidInput(f"证据文件「{source}」不存在或不是文件")
-    size = source.stat().st_size
-    if size > MAX_BYTES:
-        raise InvalidInput(f"证据文件「{source.name}」超过 {MAX_BYTES // 1024 // 1024} MB")
-    digest = hashlib.sha256()
-    with source.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    sha = digest.hexdigest()
-    relative = Path("evidence") / sha[:2] / sha
-    target = storage_dir / relative
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{uuid.uuid4().hex}.part")
-        shutil.copyfile(source, tmp)
-        tmp.replace(target)
-        _remove_if_rolled_back(session, target, sha)
+    _check_storage(storage_dir)
+    incoming = storage_dir / "evidence" / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    tmp = incoming / f"{uuid.uuid4().hex}.part"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with infile.open_regular(source, "证据文件", MAX_BYTES) as handle, tmp.open("wb") as out:
+            while block := handle.read(1 << 20):
+                size += len(block)
+                if size > MAX_BYTES:
+                    raise InvalidInput(f"证据文件「{source.name}」超过 {MAX_BYTES // 1024 // 1024} MB")
+                digest.update(block)
+                out.write(block)
+        sha = digest.hexdigest()
+        relative = Path("evidence") / sha[:2] / sha
+        target = storage_dir / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.replace(target)
+            _remove_if_rolled_back(session, target, sha)
+    finally:
+        tmp.unlink(missing_ok=True)
     values = {"sha256": sha, "size": size, "name": source.name[:255],
               "stored_path": relative.as_posix(), "created_at": utcnow()}
     dialect = sqlite if is_sqlite(str(session.get_bind().url)) else postgresql
@@ -53,6 +60,11 @@ def store(session: Session, storage_dir: Path, source: Path) -> dict[str, object
         index_elements=["sha256"])
     session.connection().execute(stmt)
     return {"sha256": sha, "name": values["name"], "size": size, "path": values["stored_path"]}
+
+
+def _check_storage(storage_dir: Path) -> None:
+    if storage_dir.exists() and not storage_dir.is_dir():
+        raise InvalidInput(f"证据存储目录 {storage_dir} 不是目录（SAFELOOP_STORAGE_DIR）")
 
 
 _NEW_FILES = "safeloop.evidence.new_files"

@@ -314,3 +314,18 @@ def test_refused_event_leaves_no_evidence_file(org: Session, db_url: str, tmp_pa
         assert len([p for p in storage.rglob("*") if p.is_file()]) == 1
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("source", ["fifo", "/dev/zero", "directory"])
+def test_evidence_must_be_a_regular_file(org: Session, tmp_path: Path, source: str):
+    import os
+
+    from safeloop import evidence
+
+    path = {"fifo": tmp_path / "pipe", "/dev/zero": Path("/dev/zero"), "directory": tmp_path}[source]
+    if source == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(InvalidInput):
+        evidence.store(org, tmp_path / "store", path)
+    org.rollback()
+    assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
