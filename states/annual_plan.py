@@ -21,6 +21,7 @@ from models import AnnualPlan, Department, Enterprise, Hazard, Jurisdiction, Lis
 from models.enums import HazardGrade
 from states.hazard import OPEN_STATES as OPEN_HAZARD
 from states.listing import ACTIVE as ACTIVE_LISTING
+from states.references import department_serves_jurisdiction
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES = {"draft": "草拟", "filed": "已备案", "active": "执行中", "closed": "已结束"}
@@ -111,12 +112,11 @@ def on_draft(subject: Subject, ctx: Context) -> dict[str, Any]:
 
 
 def department_known(subject: Subject, ctx: Context) -> str | None:
+    """The plan's department exists (else NotFound) and serves the plan's jurisdiction."""
     key = subject.data.get("department")
     if key is None:
         return None
-    table = Department.__table__  # type: ignore[attr-defined]
-    found = ctx.conn.execute(select(table.c.jurisdiction_id).where(table.c.key == key)).scalar()
-    return None if found is not None else f"监管部门「{key}」不存在"
+    return department_serves_jurisdiction(ctx, key, subject.row["jurisdiction_id"])
 
 
 def on_entries(subject: Subject, _ctx: Context) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from states.clock import due_after_working_days, working_days_until
 from states.errors import InvalidInput
 from states.hazard import HAZARD, EvidenceRef
 from states.hazard import OPEN_STATES as OPEN_HAZARD
+from states.references import department_serves_enterprise
 from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
 
 
@@ -60,7 +61,8 @@ def load_rules() -> ListingRules:
 RULES = load_rules()
 STATES = {"proposed": "拟挂牌", "listed": "挂牌督办中", "verifying": "销号核查中",
           "delisted": "已摘牌销号"}
-ACTIVE = ("proposed", "listed", "verifying")
+TERMINAL = ("delisted",)
+ACTIVE = tuple(s for s in STATES if s not in TERMINAL)  # at most one per hazard (index too)
 LEVELS = {1: "督办函", 2: "约谈", 3: "移送处罚（按上限处罚）"}
 # duty -> (due column, done column or None, overdue column, zh label, states it applies in)
 DUTIES: dict[str, tuple[str, str | None, str, str, tuple[str, ...]]] = {
@@ -162,9 +164,34 @@ def hazard_listable(subject: Subject, ctx: Context) -> str | None:
         return f"隐患当前状态为「{HAZARD.state_label(hazard['state'])}」，不能挂牌"
     if hazard["listing_id"] is not None:
         return "该隐患已挂牌督办"
+    if hazard["enterprise_id"] != subject.row["enterprise_id"]:
+        return "隐患不属于挂牌单位所在企业"
     if hazard["unit_id"] != subject.row["unit_id"]:
         return "挂牌单位与隐患所在单位不一致"
     return department_covers(subject, ctx)
+
+
+def one_open_listing(subject: Subject, ctx: Context) -> str | None:
+    """A hazard has at most one listing that is not delisted. The hazard row is locked first
+    (PostgreSQL) so two concurrent proposals queue here and the second sees the first; the
+    partial unique index ``uq_listing_open_hazard`` is the database's own backstop."""
+    haz, lst = Hazard.__table__, Listing.__table__  # type: ignore[attr-defined]
+    lock = select(haz.c.id).where(haz.c.code == subject.data["hazard"])
+    if ctx.conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
+        lock = lock.with_for_update()
+    hazard_id = ctx.conn.execute(lock).scalar()
+    open_one = ctx.conn.execute(select(lst.c.code, lst.c.state).where(
+        lst.c.hazard_id == hazard_id, lst.c.state.in_(ACTIVE))).first()
+    if open_one is not None:
+        return (f"隐患「{subject.data['hazard']}」已有未摘牌的挂牌督办 {open_one[0]}"
+                f"（{STATES[open_one[1]]}），不能重复提请")
+    return None
+
+
+def department_fits(subject: Subject, ctx: Context) -> str | None:
+    """The department named on the listing exists and serves the enterprise."""
+    key = subject.data.get("department")
+    return department_serves_enterprise(ctx, key, subject.row["enterprise_id"]) if key else None
 
 
 def deadline_within_rules(subject: Subject, ctx: Context) -> str | None:
@@ -355,7 +382,8 @@ _events = [
 ]
 
 PROPOSE = EventRule("propose", "提请挂牌督办", (), (Branch("proposed"),), REG, ProposeParams,
-                    (hazard_listable,), on_propose, notify_regulator)
+                    (hazard_listable, one_open_listing, department_fits), on_propose,
+                    notify_regulator)
 
 LISTING = Workflow(
     name="listing",
@@ -363,7 +391,7 @@ LISTING = Workflow(
     table=Listing.__table__,  # type: ignore[attr-defined]
     code_prefix="GP",
     states=STATES,
-    terminal=frozenset({"delisted"}),
+    terminal=frozenset(TERMINAL),
     create_event=PROPOSE,
     events={rule.name: rule for rule in _events},
 )
