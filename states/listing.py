@@ -13,6 +13,7 @@ evaluation report, and closes the hazard in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from states.clock import due_after_working_days, working_days_until
 from states.errors import InvalidInput
 from states.hazard import HAZARD, EvidenceRef
 from states.hazard import OPEN_STATES as OPEN_HAZARD
-from states.references import department_serves_enterprise
+from states.references import department_serves_enterprise, engine_computed
 from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
 
 
@@ -86,21 +87,30 @@ class ProposeParams(BaseModel):
     department: str | None = None
 
 
+# Due dates the engine derives (working days from the rule pack) are written to the audit row
+# (``annotate``) and read back by replay; given as input they are refused (``engine_computed``).
+
+
 class ListParams(BaseModel):
     model_config = STRICT
     deadline: datetime
     progress_every_days: int = Field(default=RULES.progress_days, ge=1, le=60)
+    file_due: datetime | None = None
+    publish_due: datetime | None = None
+    progress_due: datetime | None = None
 
 
 class ProgressParams(BaseModel):
     model_config = STRICT
     progress: str = Field(min_length=1)
     evidence: list[EvidenceRef] = []
+    progress_due: datetime | None = None
 
 
 class ExtensionParams(BaseModel):
     model_config = STRICT
     deadline: datetime
+    extension_due: datetime | None = None
 
 
 class DecisionParams(BaseModel):
@@ -117,6 +127,12 @@ class DelistingParams(BaseModel):
     model_config = STRICT
     evaluation: list[EvidenceRef] = Field(min_length=1, description="评估报告")
     summary: str = ""
+    verification_due: datetime | None = None
+
+
+class DelistParams(BaseModel):
+    model_config = STRICT
+    delist_publish_due: datetime | None = None
 
 
 class DutyParams(BaseModel):
@@ -264,14 +280,51 @@ def on_propose(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"hazard_id": hazard["id"] if hazard else None, "department_id": department}
 
 
+# ---- derived due dates: computed when the event fires, recorded, read back on replay --------
+
+Dues = Callable[[Subject, Context], dict[str, datetime]]
+
+
+def list_dues(subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"file_due": due_after_working_days(ctx.as_of, RULES.file_days),
+            "publish_due": due_after_working_days(ctx.as_of, RULES.publish_days),
+            "progress_due": due_after_working_days(ctx.as_of, subject.data["progress_every_days"])}
+
+
+def progress_dues(subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"progress_due": due_after_working_days(ctx.as_of, subject.row["progress_every_days"])}
+
+
+def extension_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"extension_due": due_after_working_days(ctx.as_of, RULES.extension_decision_days)}
+
+
+def verification_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"verification_due": due_after_working_days(ctx.as_of, RULES.verification_days)}
+
+
+def delist_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"delist_publish_due": due_after_working_days(ctx.as_of, RULES.publish_days)}
+
+
+def dues(subject: Subject, ctx: Context, derive: Dues) -> dict[str, datetime]:
+    """The due dates as recorded in the event's audit data (replay), else derived now."""
+    recorded = {k: as_utc(v) for k, v in subject.data.items() if k.endswith("_due") and v}
+    return recorded if recorded else derive(subject, ctx)
+
+
+def noting(derive: Dues) -> Any:
+    """The rule's ``annotate``: its derived due dates, for the audit row."""
+    def annotate(subject: Subject, ctx: Context) -> dict[str, Any]:
+        return {k: v.isoformat() for k, v in derive(subject, ctx).items()}
+    return annotate
+
+
 def on_list(subject: Subject, ctx: Context) -> dict[str, Any]:
-    every = subject.data["progress_every_days"]
     return {
         "listed_at": ctx.as_of, "deadline": as_utc(subject.data["deadline"]),
-        "progress_every_days": every,
-        "file_due": due_after_working_days(ctx.as_of, RULES.file_days),
-        "publish_due": due_after_working_days(ctx.as_of, RULES.publish_days),
-        "progress_due": due_after_working_days(ctx.as_of, every),
+        "progress_every_days": subject.data["progress_every_days"],
+        **dues(subject, ctx, list_dues),
     }
 
 
@@ -286,12 +339,12 @@ def on_publish(subject: Subject, ctx: Context) -> dict[str, Any]:
 
 def on_progress(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"last_progress_at": ctx.as_of, "progress_overdue_at": None,
-            "progress_due": due_after_working_days(ctx.as_of, subject.row["progress_every_days"])}
+            **dues(subject, ctx, progress_dues)}
 
 
 def on_request_extension(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"requested_deadline": as_utc(subject.data["deadline"]),
-            "extension_due": due_after_working_days(ctx.as_of, RULES.extension_decision_days)}
+            **dues(subject, ctx, extension_dues)}
 
 
 def on_decide_extension(subject: Subject, _ctx: Context) -> dict[str, Any]:
@@ -306,18 +359,17 @@ def on_escalate(subject: Subject, _ctx: Context) -> dict[str, Any]:
     return {"escalation_level": subject.data["level"]}
 
 
-def on_request_delisting(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"delisting_requested_at": ctx.as_of,
-            "verification_due": due_after_working_days(ctx.as_of, RULES.verification_days)}
+def on_request_delisting(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"delisting_requested_at": ctx.as_of, **dues(subject, ctx, verification_dues)}
 
 
 def on_reject(_subject: Subject, _ctx: Context) -> dict[str, Any]:
     return {"verification_due": None, "verification_overdue_at": None}
 
 
-def on_delist(_subject: Subject, ctx: Context) -> dict[str, Any]:
+def on_delist(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"delisted_at": ctx.as_of, "verification_due": None,
-            "delist_publish_due": due_after_working_days(ctx.as_of, RULES.publish_days)}
+            **dues(subject, ctx, delist_dues)}
 
 
 def on_duty_missed(subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -351,31 +403,40 @@ def notify_principal(subject: Subject, _ctx: Context) -> list[str]:
 
 STAY = (Branch("="),)
 REG = ("regulator",)
+
+
+def dues_not_given(subject: Subject, ctx: Context) -> str | None:
+    """Due dates are the engine's to derive: any ``*_due`` given as input is refused."""
+    return engine_computed(*(k for k in subject.data if k.endswith("_due")))(subject, ctx)
+
 _events = [
     EventRule("list", "挂牌", ("proposed",), (Branch("listed"),), REG, ListParams,
-              (deadline_within_rules, department_covers), on_list,
-              notify_enterprise_and_regulator, cascade=link_hazard),
+              (dues_not_given, deadline_within_rules, department_covers), on_list,
+              notify_enterprise_and_regulator, cascade=link_hazard, annotate=noting(list_dues)),
     EventRule("file", "报上级备案", ("listed", "verifying"), STAY, REG, EmptyParams,
               (not_yet("filed_at", "备案"),), on_file),
     EventRule("publish", "公示", ("listed", "verifying", "delisted"), STAY, REG, EmptyParams,
               (), on_publish),
     EventRule("report_progress", "报送整改进展", ("listed",), STAY, ENTERPRISE_ROLES,
-              ProgressParams, (), on_progress, notify_regulator),
+              ProgressParams, (dues_not_given,), on_progress, notify_regulator,
+              annotate=noting(progress_dues)),
     EventRule("request_extension", "申请延期", ("listed",), STAY, ("principal",),
-              ExtensionParams, (extension_in_time,), on_request_extension, notify_regulator,
-              requires_reason=True),
+              ExtensionParams, (dues_not_given, extension_in_time),
+              on_request_extension, notify_regulator, requires_reason=True,
+              annotate=noting(extension_dues)),
     EventRule("decide_extension", "答复延期申请", ("listed",), STAY, REG, DecisionParams,
               (extension_pending, department_covers), on_decide_extension, notify_principal),
     EventRule("escalate", "督办升级", ("listed",), STAY, ("system", "regulator"),
               EscalateParams, (level_rises,), on_escalate, notify_enterprise_and_regulator),
     EventRule("request_delisting", "申请销号", ("listed",), (Branch("verifying"),),
-              ("principal",), DelistingParams, (hazard_accepted,), on_request_delisting,
-              notify_regulator),
+              ("principal",), DelistingParams, (dues_not_given, hazard_accepted),
+              on_request_delisting, notify_regulator, annotate=noting(verification_dues)),
     EventRule("reject", "核查不通过", ("verifying",), (Branch("listed"),), REG, EmptyParams,
               (department_covers,), on_reject, notify_principal, requires_reason=True),
     EventRule("delist", "核查通过摘牌销号", ("verifying",), (Branch("delisted"),), REG,
-              EmptyParams, (hazard_accepted, department_covers), on_delist,
-              notify_enterprise_and_regulator, cascade=close_hazard),
+              DelistParams, (dues_not_given, hazard_accepted, department_covers),
+              on_delist, notify_enterprise_and_regulator, cascade=close_hazard,
+              annotate=noting(delist_dues)),
     EventRule("duty_overdue", "职责逾期", ("listed", "verifying", "delisted"), STAY,
               ("system",), DutyParams, (duty_missed,), on_duty_missed,
               notify_enterprise_and_regulator),
