@@ -72,7 +72,7 @@ def engine_computed(*keys: str) -> Callable[[Subject, Context], str | None]:
     def guard(subject: Subject, _ctx: Context) -> str | None:
         given = sorted(k for k in keys if subject.data.get(k) is not None)
         if given:
-            raise InvalidInput(f"{'、'.join(given)} 由系统计算，不能填写", fields=given)
+            raise InvalidInput(f"参数 {'、'.join(given)} 由系统计算并记入审计日志，不能填写", fields=given)
         return None
 
     return guard

@@ -86,7 +86,19 @@ class Difference:
             label = WORKFLOWS[self.entity_type].label if self.entity_type in WORKFLOWS else (
                 self.entity_type)
             self.message = (f"{label}「{self.code}」的「{self.field}」与审计日志不符："
-                            f"回放得到 {self.replayed!r}，数据表中为 {self.table!r}")
+                            f"回放得到 {_show(self.replayed)}，数据表中为 {_show(self.table)}")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "（空）"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, str):
+        return f"「{value}」"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 @dataclass
