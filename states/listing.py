@@ -210,6 +210,11 @@ def department_fits(subject: Subject, ctx: Context) -> str | None:
     return department_serves_enterprise(ctx, key, subject.row["enterprise_id"]) if key else None
 
 
+def dues_not_given(subject: Subject, ctx: Context) -> str | None:
+    """Due dates are the engine's to derive: any ``*_due`` given as input is refused."""
+    return engine_computed(*(k for k in subject.data if k.endswith("_due")))(subject, ctx)
+
+
 def deadline_within_rules(subject: Subject, ctx: Context) -> str | None:
     deadline = as_utc(subject.data["deadline"])
     if deadline is None or deadline <= ctx.as_of:
@@ -403,11 +408,6 @@ def notify_principal(subject: Subject, _ctx: Context) -> list[str]:
 
 STAY = (Branch("="),)
 REG = ("regulator",)
-
-
-def dues_not_given(subject: Subject, ctx: Context) -> str | None:
-    """Due dates are the engine's to derive: any ``*_due`` given as input is refused."""
-    return engine_computed(*(k for k in subject.data if k.endswith("_due")))(subject, ctx)
 
 _events = [
     EventRule("list", "挂牌", ("proposed",), (Branch("listed"),), REG, ListParams,
