@@ -183,7 +183,7 @@ def _replay_entity(
         ctx = Context(actor, people.get(actor), role, moment, lambda key: people[key], conn, memo)
         if rule is workflow.create_event:
             dest: str | None = rule.branches[0].dest
-            state.update(scope_of_new(conn, workflow, values)[1])  # unit/jurisdiction ids
+            state.update(_scope(conn, workflow, values, memo))  # unit/jurisdiction ids
         else:
             dest = workflow.destination(subject, event) if state["state"] in rule.sources else None
         if dest != to_state:
@@ -194,6 +194,15 @@ def _replay_entity(
             state.update(changes)
         state.update(state=to_state, version=state["version"] + 1)
     return state
+
+
+def _scope(conn: Connection, workflow: Workflow, values: dict[str, Any],
+           memo: dict[Any, Any]) -> dict[str, Any]:
+    """The scope columns a create event puts a new entity in, looked up once per unit."""
+    key = ("replay.scope", workflow.scope, values.get("unit"), values.get("jurisdiction"))
+    if key not in memo:
+        memo[key] = scope_of_new(conn, workflow, values)[1]
+    return dict(memo[key])
 
 
 def _compare(
