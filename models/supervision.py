@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -18,7 +18,15 @@ def _ts(index: bool = False) -> Column:  # type: ignore[type-arg]
     return Column(DateTime(timezone=True), nullable=True, index=index)
 
 
+# A hazard has at most one listing that is not delisted (the terminal state): refused by the
+# propose guard, and by the database when two proposals race.
+OPEN_LISTING = text("state <> 'delisted'")
+
+
 class Listing(SQLModel, table=True):
+    __table_args__ = (Index("uq_listing_open_hazard", "hazard_id", unique=True,
+                            postgresql_where=OPEN_LISTING, sqlite_where=OPEN_LISTING),)
+
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=32)
     hazard_id: int = Field(foreign_key="hazard.id", index=True)

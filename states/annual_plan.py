@@ -21,6 +21,7 @@ from models import AnnualPlan, Department, Enterprise, Hazard, Jurisdiction, Lis
 from models.enums import HazardGrade
 from states.hazard import OPEN_STATES as OPEN_HAZARD
 from states.listing import ACTIVE as ACTIVE_LISTING
+from states.references import department_serves_jurisdiction, engine_computed
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES = {"draft": "草拟", "filed": "已备案", "active": "执行中", "closed": "已结束"}
@@ -43,6 +44,25 @@ class DraftParams(BaseModel):
 class EntriesParams(BaseModel):
     model_config = STRICT
     entries: list[EntryIn] = Field(min_length=1)
+
+
+class EffectiveEntry(BaseModel):
+    model_config = STRICT
+    enterprise: str
+    name: str
+    industry: str
+    base_frequency: int
+    frequency: int
+    reason: str
+
+
+class FrequencyParams(BaseModel):
+    """Nothing to give: the engine records every entry's effective frequency with its reason,
+    and which enterprises' frequency it doubled (``annotate``); replay reads them back."""
+
+    model_config = STRICT
+    entries: list[EffectiveEntry] | None = None
+    doubled: list[str] | None = None
 
 
 
@@ -111,12 +131,11 @@ def on_draft(subject: Subject, ctx: Context) -> dict[str, Any]:
 
 
 def department_known(subject: Subject, ctx: Context) -> str | None:
+    """The plan's department exists (else NotFound) and serves the plan's jurisdiction."""
     key = subject.data.get("department")
     if key is None:
         return None
-    table = Department.__table__  # type: ignore[attr-defined]
-    found = ctx.conn.execute(select(table.c.jurisdiction_id).where(table.c.key == key)).scalar()
-    return None if found is not None else f"监管部门「{key}」不存在"
+    return department_serves_jurisdiction(ctx, key, subject.row["jurisdiction_id"])
 
 
 def on_entries(subject: Subject, _ctx: Context) -> dict[str, Any]:
@@ -131,14 +150,30 @@ def on_file(_subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"filed_at": ctx.as_of}
 
 
+def frequencies(subject: Subject, ctx: Context) -> list[dict[str, Any]]:
+    """The entries' effective frequencies: as recorded in the audit row (replay), else computed
+    now from the open major hazards and listings (memoised: annotate and effect both ask)."""
+    if subject.data.get("entries") is not None:
+        return [dict(e) for e in subject.data["entries"]]
+    key = ("annual_plan.frequencies", subject.row["id"], subject.row["version"], ctx.as_of)
+    if key not in ctx.memo:
+        ctx.memo[key] = effective_entries(ctx, subject.row["jurisdiction_id"],
+                                          subject.row["entries"] or [])
+    return [dict(e) for e in ctx.memo[key]]
+
+
+def note_frequencies(subject: Subject, ctx: Context) -> dict[str, Any]:
+    entries = frequencies(subject, ctx)
+    return {"entries": entries,
+            "doubled": [e["enterprise"] for e in entries if e["frequency"] > e["base_frequency"]]}
+
+
 def on_activate(subject: Subject, ctx: Context) -> dict[str, Any]:
-    entries = effective_entries(ctx, subject.row["jurisdiction_id"], subject.row["entries"])
-    return {"entries": entries, "activated_at": ctx.as_of}
+    return {"entries": frequencies(subject, ctx), "activated_at": ctx.as_of}
 
 
 def on_refresh(subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"entries": effective_entries(ctx, subject.row["jurisdiction_id"],
-                                         subject.row["entries"])}
+    return {"entries": frequencies(subject, ctx)}
 
 
 def on_close(_subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -152,15 +187,16 @@ def plan_year_started(subject: Subject, ctx: Context) -> str | None:
 
 
 REG = ("regulator",)
+_COMPUTED = engine_computed("entries", "doubled")
 _events = [
     EventRule("update_entries", "修改计划条目", ("draft",), (Branch("="),), REG, EntriesParams,
               (entries_in_jurisdiction,), on_entries),
     EventRule("file", "报安委办备案", ("draft",), (Branch("filed"),), REG, EmptyParams, (),
               on_file),
-    EventRule("activate", "启用", ("filed",), (Branch("active"),), REG, EmptyParams,
-              (plan_year_started,), on_activate),
+    EventRule("activate", "启用", ("filed",), (Branch("active"),), REG, FrequencyParams,
+              (_COMPUTED, plan_year_started), on_activate, annotate=note_frequencies),
     EventRule("refresh", "按隐患情况调整频次", ("active",), (Branch("="),), ("system", "regulator"),
-              EmptyParams, (), on_refresh),
+              FrequencyParams, (_COMPUTED,), on_refresh, annotate=note_frequencies),
     EventRule("close", "结束", ("active",), (Branch("closed"),), REG, EmptyParams, (), on_close),
 ]
 

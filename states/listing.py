@@ -13,6 +13,7 @@ evaluation report, and closes the hazard in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from states.clock import due_after_working_days, working_days_until
 from states.errors import InvalidInput
 from states.hazard import HAZARD, EvidenceRef
 from states.hazard import OPEN_STATES as OPEN_HAZARD
+from states.references import department_serves_enterprise, engine_computed
 from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
 
 
@@ -60,7 +62,8 @@ def load_rules() -> ListingRules:
 RULES = load_rules()
 STATES = {"proposed": "拟挂牌", "listed": "挂牌督办中", "verifying": "销号核查中",
           "delisted": "已摘牌销号"}
-ACTIVE = ("proposed", "listed", "verifying")
+TERMINAL = ("delisted",)
+ACTIVE = tuple(s for s in STATES if s not in TERMINAL)  # at most one per hazard (index too)
 LEVELS = {1: "督办函", 2: "约谈", 3: "移送处罚（按上限处罚）"}
 # duty -> (due column, done column or None, overdue column, zh label, states it applies in)
 DUTIES: dict[str, tuple[str, str | None, str, str, tuple[str, ...]]] = {
@@ -84,21 +87,30 @@ class ProposeParams(BaseModel):
     department: str | None = None
 
 
+# Due dates the engine derives (working days from the rule pack) are written to the audit row
+# (``annotate``) and read back by replay; given as input they are refused (``engine_computed``).
+
+
 class ListParams(BaseModel):
     model_config = STRICT
     deadline: datetime
     progress_every_days: int = Field(default=RULES.progress_days, ge=1, le=60)
+    file_due: datetime | None = None
+    publish_due: datetime | None = None
+    progress_due: datetime | None = None
 
 
 class ProgressParams(BaseModel):
     model_config = STRICT
     progress: str = Field(min_length=1)
     evidence: list[EvidenceRef] = []
+    progress_due: datetime | None = None
 
 
 class ExtensionParams(BaseModel):
     model_config = STRICT
     deadline: datetime
+    extension_due: datetime | None = None
 
 
 class DecisionParams(BaseModel):
@@ -115,6 +127,12 @@ class DelistingParams(BaseModel):
     model_config = STRICT
     evaluation: list[EvidenceRef] = Field(min_length=1, description="评估报告")
     summary: str = ""
+    verification_due: datetime | None = None
+
+
+class DelistParams(BaseModel):
+    model_config = STRICT
+    delist_publish_due: datetime | None = None
 
 
 class DutyParams(BaseModel):
@@ -162,9 +180,39 @@ def hazard_listable(subject: Subject, ctx: Context) -> str | None:
         return f"隐患当前状态为「{HAZARD.state_label(hazard['state'])}」，不能挂牌"
     if hazard["listing_id"] is not None:
         return "该隐患已挂牌督办"
+    if hazard["enterprise_id"] != subject.row["enterprise_id"]:
+        return "隐患不属于挂牌单位所在企业"
     if hazard["unit_id"] != subject.row["unit_id"]:
         return "挂牌单位与隐患所在单位不一致"
     return department_covers(subject, ctx)
+
+
+def one_open_listing(subject: Subject, ctx: Context) -> str | None:
+    """A hazard has at most one listing that is not delisted. The hazard row is locked first
+    (PostgreSQL) so two concurrent proposals queue here and the second sees the first; the
+    partial unique index ``uq_listing_open_hazard`` is the database's own backstop."""
+    haz, lst = Hazard.__table__, Listing.__table__  # type: ignore[attr-defined]
+    lock = select(haz.c.id).where(haz.c.code == subject.data["hazard"])
+    if ctx.conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
+        lock = lock.with_for_update()
+    hazard_id = ctx.conn.execute(lock).scalar()
+    open_one = ctx.conn.execute(select(lst.c.code, lst.c.state).where(
+        lst.c.hazard_id == hazard_id, lst.c.state.in_(ACTIVE))).first()
+    if open_one is not None:
+        return (f"隐患「{subject.data['hazard']}」已有未摘牌的挂牌督办 {open_one[0]}"
+                f"（{STATES[open_one[1]]}），不能重复提请")
+    return None
+
+
+def department_fits(subject: Subject, ctx: Context) -> str | None:
+    """The department named on the listing exists and serves the enterprise."""
+    key = subject.data.get("department")
+    return department_serves_enterprise(ctx, key, subject.row["enterprise_id"]) if key else None
+
+
+def dues_not_given(subject: Subject, ctx: Context) -> str | None:
+    """Due dates are the engine's to derive: any ``*_due`` given as input is refused."""
+    return engine_computed(*(k for k in subject.data if k.endswith("_due")))(subject, ctx)
 
 
 def deadline_within_rules(subject: Subject, ctx: Context) -> str | None:
@@ -237,14 +285,51 @@ def on_propose(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"hazard_id": hazard["id"] if hazard else None, "department_id": department}
 
 
+# ---- derived due dates: computed when the event fires, recorded, read back on replay --------
+
+Dues = Callable[[Subject, Context], dict[str, datetime]]
+
+
+def list_dues(subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"file_due": due_after_working_days(ctx.as_of, RULES.file_days),
+            "publish_due": due_after_working_days(ctx.as_of, RULES.publish_days),
+            "progress_due": due_after_working_days(ctx.as_of, subject.data["progress_every_days"])}
+
+
+def progress_dues(subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"progress_due": due_after_working_days(ctx.as_of, subject.row["progress_every_days"])}
+
+
+def extension_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"extension_due": due_after_working_days(ctx.as_of, RULES.extension_decision_days)}
+
+
+def verification_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"verification_due": due_after_working_days(ctx.as_of, RULES.verification_days)}
+
+
+def delist_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
+    return {"delist_publish_due": due_after_working_days(ctx.as_of, RULES.publish_days)}
+
+
+def dues(subject: Subject, ctx: Context, derive: Dues) -> dict[str, datetime]:
+    """The due dates as recorded in the event's audit data (replay), else derived now."""
+    recorded = {k: as_utc(v) for k, v in subject.data.items() if k.endswith("_due") and v}
+    return recorded if recorded else derive(subject, ctx)
+
+
+def noting(derive: Dues) -> Any:
+    """The rule's ``annotate``: its derived due dates, for the audit row."""
+    def annotate(subject: Subject, ctx: Context) -> dict[str, Any]:
+        return {k: v.isoformat() for k, v in derive(subject, ctx).items()}
+    return annotate
+
+
 def on_list(subject: Subject, ctx: Context) -> dict[str, Any]:
-    every = subject.data["progress_every_days"]
     return {
         "listed_at": ctx.as_of, "deadline": as_utc(subject.data["deadline"]),
-        "progress_every_days": every,
-        "file_due": due_after_working_days(ctx.as_of, RULES.file_days),
-        "publish_due": due_after_working_days(ctx.as_of, RULES.publish_days),
-        "progress_due": due_after_working_days(ctx.as_of, every),
+        "progress_every_days": subject.data["progress_every_days"],
+        **dues(subject, ctx, list_dues),
     }
 
 
@@ -259,12 +344,12 @@ def on_publish(subject: Subject, ctx: Context) -> dict[str, Any]:
 
 def on_progress(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"last_progress_at": ctx.as_of, "progress_overdue_at": None,
-            "progress_due": due_after_working_days(ctx.as_of, subject.row["progress_every_days"])}
+            **dues(subject, ctx, progress_dues)}
 
 
 def on_request_extension(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"requested_deadline": as_utc(subject.data["deadline"]),
-            "extension_due": due_after_working_days(ctx.as_of, RULES.extension_decision_days)}
+            **dues(subject, ctx, extension_dues)}
 
 
 def on_decide_extension(subject: Subject, _ctx: Context) -> dict[str, Any]:
@@ -279,18 +364,17 @@ def on_escalate(subject: Subject, _ctx: Context) -> dict[str, Any]:
     return {"escalation_level": subject.data["level"]}
 
 
-def on_request_delisting(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"delisting_requested_at": ctx.as_of,
-            "verification_due": due_after_working_days(ctx.as_of, RULES.verification_days)}
+def on_request_delisting(subject: Subject, ctx: Context) -> dict[str, Any]:
+    return {"delisting_requested_at": ctx.as_of, **dues(subject, ctx, verification_dues)}
 
 
 def on_reject(_subject: Subject, _ctx: Context) -> dict[str, Any]:
     return {"verification_due": None, "verification_overdue_at": None}
 
 
-def on_delist(_subject: Subject, ctx: Context) -> dict[str, Any]:
+def on_delist(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"delisted_at": ctx.as_of, "verification_due": None,
-            "delist_publish_due": due_after_working_days(ctx.as_of, RULES.publish_days)}
+            **dues(subject, ctx, delist_dues)}
 
 
 def on_duty_missed(subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -324,38 +408,43 @@ def notify_principal(subject: Subject, _ctx: Context) -> list[str]:
 
 STAY = (Branch("="),)
 REG = ("regulator",)
+
 _events = [
     EventRule("list", "挂牌", ("proposed",), (Branch("listed"),), REG, ListParams,
-              (deadline_within_rules, department_covers), on_list,
-              notify_enterprise_and_regulator, cascade=link_hazard),
+              (dues_not_given, deadline_within_rules, department_covers), on_list,
+              notify_enterprise_and_regulator, cascade=link_hazard, annotate=noting(list_dues)),
     EventRule("file", "报上级备案", ("listed", "verifying"), STAY, REG, EmptyParams,
               (not_yet("filed_at", "备案"),), on_file),
     EventRule("publish", "公示", ("listed", "verifying", "delisted"), STAY, REG, EmptyParams,
               (), on_publish),
     EventRule("report_progress", "报送整改进展", ("listed",), STAY, ENTERPRISE_ROLES,
-              ProgressParams, (), on_progress, notify_regulator),
+              ProgressParams, (dues_not_given,), on_progress, notify_regulator,
+              annotate=noting(progress_dues)),
     EventRule("request_extension", "申请延期", ("listed",), STAY, ("principal",),
-              ExtensionParams, (extension_in_time,), on_request_extension, notify_regulator,
-              requires_reason=True),
+              ExtensionParams, (dues_not_given, extension_in_time),
+              on_request_extension, notify_regulator, requires_reason=True,
+              annotate=noting(extension_dues)),
     EventRule("decide_extension", "答复延期申请", ("listed",), STAY, REG, DecisionParams,
               (extension_pending, department_covers), on_decide_extension, notify_principal),
     EventRule("escalate", "督办升级", ("listed",), STAY, ("system", "regulator"),
               EscalateParams, (level_rises,), on_escalate, notify_enterprise_and_regulator),
     EventRule("request_delisting", "申请销号", ("listed",), (Branch("verifying"),),
-              ("principal",), DelistingParams, (hazard_accepted,), on_request_delisting,
-              notify_regulator),
+              ("principal",), DelistingParams, (dues_not_given, hazard_accepted),
+              on_request_delisting, notify_regulator, annotate=noting(verification_dues)),
     EventRule("reject", "核查不通过", ("verifying",), (Branch("listed"),), REG, EmptyParams,
               (department_covers,), on_reject, notify_principal, requires_reason=True),
     EventRule("delist", "核查通过摘牌销号", ("verifying",), (Branch("delisted"),), REG,
-              EmptyParams, (hazard_accepted, department_covers), on_delist,
-              notify_enterprise_and_regulator, cascade=close_hazard),
+              DelistParams, (dues_not_given, hazard_accepted, department_covers),
+              on_delist, notify_enterprise_and_regulator, cascade=close_hazard,
+              annotate=noting(delist_dues)),
     EventRule("duty_overdue", "职责逾期", ("listed", "verifying", "delisted"), STAY,
               ("system",), DutyParams, (duty_missed,), on_duty_missed,
               notify_enterprise_and_regulator),
 ]
 
 PROPOSE = EventRule("propose", "提请挂牌督办", (), (Branch("proposed"),), REG, ProposeParams,
-                    (hazard_listable,), on_propose, notify_regulator)
+                    (hazard_listable, one_open_listing, department_fits), on_propose,
+                    notify_regulator)
 
 LISTING = Workflow(
     name="listing",
@@ -363,7 +452,7 @@ LISTING = Workflow(
     table=Listing.__table__,  # type: ignore[attr-defined]
     code_prefix="GP",
     states=STATES,
-    terminal=frozenset({"delisted"}),
+    terminal=frozenset(TERMINAL),
     create_event=PROPOSE,
     events={rule.name: rule for rule in _events},
 )

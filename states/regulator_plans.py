@@ -58,6 +58,7 @@ def _upsert(session: Session, plan: dict[str, Any], entries: list[dict[str, Any]
                                        .order_by(TEMPLATE.c.version.desc()).limit(1)).scalar()
                      for key in {*TEMPLATE_BY_INDUSTRY.values(), DEFAULT_TEMPLATE}}
         written = 0
+        changed: list[dict[str, Any]] = []  # what each written plan now does, for the audit row
         for entry in entries:
             enterprise = conn.execute(select(ENTERPRISE.c.id).where(
                 ENTERPRISE.c.key == entry["enterprise"])).scalar()
@@ -80,14 +81,17 @@ def _upsert(session: Session, plan: dict[str, Any], entries: list[dict[str, Any]
             existing = conn.execute(select(PLAN).where(PLAN.c.key == key)).mappings().first()
             if existing is None:
                 conn.execute(insert(PLAN).values(key=key, created_at=moment, **values))
-                written += 1
             elif any(existing[k] != v for k, v in values.items()):
                 conn.execute(update(PLAN).where(PLAN.c.id == existing["id"]).values(values))
-                written += 1
+            else:
+                continue
+            written += 1
+            changed.append({"plan": key, "enterprise": entry["enterprise"],
+                            "frequency": int(entry["frequency"]), "cadence": values["cadence"]})
         if written:
             engine.record(session, entity_type="inspection_plan", entity_code=plan["code"],
                           event="sync_regulator_plans", actor="system", role="system",
-                          data={"plans": written}, as_of=moment)
+                          data={"plans": written, "changed": changed}, as_of=moment)
         session.commit()
     except BaseException:
         session.rollback()

@@ -117,4 +117,5 @@ def _batch(session: Session, period_key: str, due: datetime, moment: datetime,
                "batch", "created_at", "updated_at")
     return engine.create_set(session, STAT_REPORT, columns, source, batch=batch, as_of=moment,
                              comment=f"{period_key} 隐患统计报表",
-                             data={"period_key": period_key}, flow_run_id=flow_run_id)
+                             data={"period_key": period_key, "due_at": due.isoformat()},
+                             flow_run_id=flow_run_id)

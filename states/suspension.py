@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from models import SuspensionOrder
+from states.errors import NotFound
 from states.hazard import EvidenceRef
 from states.listing import department_covers, hazard_row
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
@@ -40,9 +41,14 @@ class ResumptionParams(BaseModel):
 
 
 def hazard_exists(subject: Subject, ctx: Context) -> str | None:
+    """The hazard the order names exists and belongs to the ordered enterprise."""
     code = subject.data.get("hazard")
-    if code and hazard_row(ctx, code) is None:
-        return f"隐患「{code}」不存在"
+    if code:
+        hazard = hazard_row(ctx, code)
+        if hazard is None:
+            raise NotFound(f"隐患「{code}」不存在", hazard=code)
+        if hazard["enterprise_id"] != subject.row["enterprise_id"]:
+            return f"隐患「{code}」不属于被责令停产整顿的企业"
     return department_covers(subject, ctx)
 
 

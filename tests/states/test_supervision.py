@@ -3,6 +3,7 @@ the deadline sweep's side of listed supervision (missed duties, 督办函 → �
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -83,6 +84,13 @@ def test_active_plan_makes_regulator_tasks_whose_findings_are_regulator_hazards(
     engine.fire(org, ANNUAL_PLAN, pid, "activate", actor="qian.jianguan", as_of=T0)
     assert regulator_plans.sync(org, as_of=T0) == 2
     assert regulator_plans.sync(org, as_of=T0) == 0  # idempotent
+    from models import AuditEntry
+
+    [synced] = org.exec(select(AuditEntry.data).where(
+        AuditEntry.event == "sync_regulator_plans")).all()
+    cadences = {c["enterprise"]: (c["frequency"], c["cadence"])
+                for c in json.loads(synced)["changed"]}
+    assert cadences == {"jinhua": (8, "monthly"), "xinfeng": (4, "quarterly")}
     plans = {p.key: p for p in org.exec(select(InspectionPlan)).all()}
     assert {p.source for p in plans.values()} == {"regulator"}
     assert {p.cadence for p in plans.values()} == {"monthly", "quarterly"}
