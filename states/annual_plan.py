@@ -21,7 +21,7 @@ from models import AnnualPlan, Department, Enterprise, Hazard, Jurisdiction, Lis
 from models.enums import HazardGrade
 from states.hazard import OPEN_STATES as OPEN_HAZARD
 from states.listing import ACTIVE as ACTIVE_LISTING
-from states.references import department_serves_jurisdiction, engine_computed
+from states.references import department_serves_jurisdiction
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES = {"draft": "草拟", "filed": "已备案", "active": "执行中", "closed": "已结束"}
@@ -187,16 +187,17 @@ def plan_year_started(subject: Subject, ctx: Context) -> str | None:
 
 
 REG = ("regulator",)
-_COMPUTED = engine_computed("entries", "doubled")
 _events = [
     EventRule("update_entries", "修改计划条目", ("draft",), (Branch("="),), REG, EntriesParams,
               (entries_in_jurisdiction,), on_entries),
     EventRule("file", "报安委办备案", ("draft",), (Branch("filed"),), REG, EmptyParams, (),
               on_file),
     EventRule("activate", "启用", ("filed",), (Branch("active"),), REG, FrequencyParams,
-              (_COMPUTED, plan_year_started), on_activate, annotate=note_frequencies),
+              (plan_year_started,), on_activate, annotate=note_frequencies,
+              computed=("entries", "doubled")),
     EventRule("refresh", "按隐患情况调整频次", ("active",), (Branch("="),), ("system", "regulator"),
-              FrequencyParams, (_COMPUTED,), on_refresh, annotate=note_frequencies),
+              FrequencyParams, (), on_refresh, annotate=note_frequencies,
+              computed=("entries", "doubled")),
     EventRule("close", "结束", ("active",), (Branch("closed"),), REG, EmptyParams, (), on_close),
 ]
 

@@ -216,6 +216,21 @@ class Actor:
                 held.add(grant.role)
         return held
 
+    def outside_department(self, row: Mapping[str, Any]) -> str:
+        return _outside_department(self, row)
+
+
+def _outside_department(actor: Actor, row: Mapping[str, Any]) -> str:
+    """Why a regulator of the right jurisdiction holds no role here: their department."""
+    for grant in actor.grants:
+        if (grant.role == Role.regulator.value and grant.jurisdiction_id is not None
+                and f"/{grant.jurisdiction_id}/" in row["_jur_path"]
+                and not department_covers(grant, row)):
+            if row.get("_industry") is not None:
+                return f"（其所在监管部门不负责「{row['_industry']}」行业）"
+            return "（该计划属于其他监管部门）"
+    return ""
+
 
 def department_covers(grant: Grant, row: Mapping[str, Any]) -> bool:
     """A regulator's department covers an enterprise's industry, or is the plan's own department.
@@ -368,7 +383,7 @@ def _decide(
         mine = "、".join(Role(r).label for r in sorted(held)) or "无"
         raise PermissionDenied(
             f"{actor.key} 无权对{what}执行「{rule.label}」：需要角色 {needed}，"
-            f"其在该单位的角色为 {mine}",
+            f"其在该单位的角色为 {mine}{actor.outside_department(row)}",
             event=rule.name,
             roles=sorted(held),
         )
@@ -378,7 +393,7 @@ def _decide(
     forged = [] if trusted else sorted(set(data).intersection(rule.computed))
     if forged:
         raise InvalidInput(
-            f"「{'、'.join(forged)}」由系统根据输入计算并记入审计日志，不能由操作人提供", fields=forged)
+            f"「{'、'.join(forged)}」由系统计算并记入审计日志，不能由操作人提供", fields=forged)
     params = validate_params(rule, data)
     if params is not None:
         _check_evidence(lookups.conn, params)

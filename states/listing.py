@@ -21,14 +21,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from models import Department, Enterprise, Hazard, Listing, RoleGrant
+from models import Department, Hazard, Listing
 from models.db import as_utc
 from models.enums import HazardGrade
 from states.clock import due_after_working_days, working_days_until
 from states.errors import InvalidInput
 from states.hazard import HAZARD, EvidenceRef
 from states.hazard import OPEN_STATES as OPEN_HAZARD
-from states.references import department_serves_enterprise, engine_computed
+from states.references import department_serves_enterprise
 from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
 
 
@@ -88,7 +88,7 @@ class ProposeParams(BaseModel):
 
 
 # Due dates the engine derives (working days from the rule pack) are written to the audit row
-# (``annotate``) and read back by replay; given as input they are refused (``engine_computed``).
+# (``annotate``) and read back by replay; given as input they are refused (the rules' ``computed``).
 
 
 class ListParams(BaseModel):
@@ -151,22 +151,6 @@ def hazard_row(ctx: Context, code_or_id: str | int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def department_covers(subject: Subject, ctx: Context) -> str | None:
-    """A regulator acts through a department whose industries include the enterprise's."""
-    if ctx.role != "regulator":
-        return None
-    grants, dept, ent = (RoleGrant.__table__, Department.__table__,  # type: ignore[attr-defined]
-                         Enterprise.__table__)  # type: ignore[attr-defined]
-    industry = ctx.conn.execute(select(ent.c.industry).where(
-        ent.c.id == subject.row["enterprise_id"])).scalar()
-    rows = ctx.conn.execute(
-        select(dept.c.industries).select_from(grants.outerjoin(dept, dept.c.id == grants.c.department_id))
-        .where(grants.c.person_id == ctx.actor_id, grants.c.role == "regulator")).all()
-    if any(r[0] is None or industry in (r[0] or "").split(",") for r in rows):
-        return None
-    return f"您所在的监管部门不负责「{industry}」行业"
-
-
 # ---- guards ---------------------------------------------------------------------------------
 
 
@@ -184,7 +168,7 @@ def hazard_listable(subject: Subject, ctx: Context) -> str | None:
         return "隐患不属于挂牌单位所在企业"
     if hazard["unit_id"] != subject.row["unit_id"]:
         return "挂牌单位与隐患所在单位不一致"
-    return department_covers(subject, ctx)
+    return None
 
 
 def one_open_listing(subject: Subject, ctx: Context) -> str | None:
@@ -210,14 +194,14 @@ def department_fits(subject: Subject, ctx: Context) -> str | None:
     return department_serves_enterprise(ctx, key, subject.row["enterprise_id"]) if key else None
 
 
-def dues_not_given(subject: Subject, ctx: Context) -> str | None:
-    """Due dates are the engine's to derive: any ``*_due`` given as input is refused."""
-    return engine_computed(*(k for k in subject.data if k.endswith("_due")))(subject, ctx)
+def due_fields(params: type[BaseModel]) -> tuple[str, ...]:
+    """The due dates a params model carries: the engine derives them, input never gives them."""
+    return tuple(name for name in params.model_fields if name.endswith("_due"))
 
 
 def deadline_within_rules(subject: Subject, ctx: Context) -> str | None:
     deadline = as_utc(subject.data["deadline"])
-    if deadline is None or deadline <= ctx.as_of:
+    if deadline is None or deadline <= ctx.now:
         return "整改期限必须在未来"
     if deadline > ctx.as_of + timedelta(days=RULES.max_deadline_days):
         return "挂牌督办的整改期限不得超过一年"
@@ -411,32 +395,34 @@ REG = ("regulator",)
 
 _events = [
     EventRule("list", "挂牌", ("proposed",), (Branch("listed"),), REG, ListParams,
-              (dues_not_given, deadline_within_rules, department_covers), on_list,
-              notify_enterprise_and_regulator, cascade=link_hazard, annotate=noting(list_dues)),
+              (deadline_within_rules,), on_list,
+              notify_enterprise_and_regulator, cascade=link_hazard, annotate=noting(list_dues),
+              computed=due_fields(ListParams)),
     EventRule("file", "报上级备案", ("listed", "verifying"), STAY, REG, EmptyParams,
               (not_yet("filed_at", "备案"),), on_file),
     EventRule("publish", "公示", ("listed", "verifying", "delisted"), STAY, REG, EmptyParams,
               (), on_publish),
     EventRule("report_progress", "报送整改进展", ("listed",), STAY, ENTERPRISE_ROLES,
-              ProgressParams, (dues_not_given,), on_progress, notify_regulator,
-              annotate=noting(progress_dues)),
+              ProgressParams, (), on_progress, notify_regulator,
+              annotate=noting(progress_dues), computed=due_fields(ProgressParams)),
     EventRule("request_extension", "申请延期", ("listed",), STAY, ("principal",),
-              ExtensionParams, (dues_not_given, extension_in_time),
+              ExtensionParams, (extension_in_time,),
               on_request_extension, notify_regulator, requires_reason=True,
-              annotate=noting(extension_dues)),
+              annotate=noting(extension_dues), computed=due_fields(ExtensionParams)),
     EventRule("decide_extension", "答复延期申请", ("listed",), STAY, REG, DecisionParams,
-              (extension_pending, department_covers), on_decide_extension, notify_principal),
+              (extension_pending,), on_decide_extension, notify_principal),
     EventRule("escalate", "督办升级", ("listed",), STAY, ("system", "regulator"),
               EscalateParams, (level_rises,), on_escalate, notify_enterprise_and_regulator),
     EventRule("request_delisting", "申请销号", ("listed",), (Branch("verifying"),),
-              ("principal",), DelistingParams, (dues_not_given, hazard_accepted),
-              on_request_delisting, notify_regulator, annotate=noting(verification_dues)),
+              ("principal",), DelistingParams, (hazard_accepted,),
+              on_request_delisting, notify_regulator, annotate=noting(verification_dues),
+              computed=due_fields(DelistingParams)),
     EventRule("reject", "核查不通过", ("verifying",), (Branch("listed"),), REG, EmptyParams,
-              (department_covers,), on_reject, notify_principal, requires_reason=True),
+              (), on_reject, notify_principal, requires_reason=True),
     EventRule("delist", "核查通过摘牌销号", ("verifying",), (Branch("delisted"),), REG,
-              DelistParams, (dues_not_given, hazard_accepted, department_covers),
+              DelistParams, (hazard_accepted,),
               on_delist, notify_enterprise_and_regulator, cascade=close_hazard,
-              annotate=noting(delist_dues)),
+              annotate=noting(delist_dues), computed=due_fields(DelistParams)),
     EventRule("duty_overdue", "职责逾期", ("listed", "verifying", "delisted"), STAY,
               ("system",), DutyParams, (duty_missed,), on_duty_missed,
               notify_enterprise_and_regulator),

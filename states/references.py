@@ -4,21 +4,17 @@ A foreign key only proves a row exists; these guards prove it is the *right* row
 order's hazard belongs to its enterprise, a named department exists and serves the enterprise's
 jurisdiction and industry. Input that names nothing real is bad input (``NotFound``, exit 2);
 a real thing that does not fit is a refusal (the guard's message, exit 1).
-
-``engine_computed`` keeps facts the engine derives (due dates, doubled frequencies) out of the
-input: they are optional params only so that replay can read them back from the audit row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
 from models import Department, Enterprise, Jurisdiction
-from states.errors import InvalidInput, NotFound
-from states.workflow import Context, Subject
+from states.errors import NotFound
+from states.workflow import Context
 
 DEPARTMENT = Department.__table__  # type: ignore[attr-defined]
 ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
@@ -63,16 +59,3 @@ def department_serves_enterprise(ctx: Context, key: str, enterprise_id: int) -> 
     if ent["industry"] not in (found["industries"] or "").split(","):
         return f"监管部门「{key}」不负责企业「{ent['name']}」的「{ent['industry']}」行业"
     return None
-
-
-def engine_computed(*keys: str) -> Callable[[Subject, Context], str | None]:
-    """A guard refusing input that sets facts the engine computes (they are read back by replay
-    from the audit row, which is why the params model has them at all)."""
-
-    def guard(subject: Subject, _ctx: Context) -> str | None:
-        given = sorted(k for k in keys if subject.data.get(k) is not None)
-        if given:
-            raise InvalidInput(f"参数 {'、'.join(given)} 由系统计算并记入审计日志，不能填写", fields=given)
-        return None
-
-    return guard

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from models import SuspensionOrder
 from states.errors import NotFound
 from states.hazard import EvidenceRef
-from states.listing import department_covers, hazard_row
+from states.listing import hazard_row
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES = {"ordered": "已责令停产停业", "rectifying": "停产整顿中",
@@ -49,7 +49,7 @@ def hazard_exists(subject: Subject, ctx: Context) -> str | None:
             raise NotFound(f"隐患「{code}」不存在", hazard=code)
         if hazard["enterprise_id"] != subject.row["enterprise_id"]:
             return f"隐患「{code}」不属于被责令停产整顿的企业"
-    return department_covers(subject, ctx)
+    return None
 
 
 def on_order(subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -84,9 +84,9 @@ _events = [
               (Branch("resumption_requested"),), ("principal",), ResumptionParams, (),
               on_request, notify_regulator),
     EventRule("approve_resumption", "批准复产", ("resumption_requested",), (Branch("resumed"),),
-              REG, EmptyParams, (department_covers,), on_resume, notify_enterprise),
+              REG, EmptyParams, (), on_resume, notify_enterprise),
     EventRule("reject_resumption", "不予复产", ("resumption_requested",),
-              (Branch("rectifying"),), REG, EmptyParams, (department_covers,), None,
+              (Branch("rectifying"),), REG, EmptyParams, (), None,
               notify_enterprise, requires_reason=True),
 ]
 

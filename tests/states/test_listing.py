@@ -79,7 +79,7 @@ def test_only_regulators_of_the_jurisdiction_list(org, tmp_path: Path):
     orgfile.load(org, other)
     with pytest.raises(PermissionDenied):
         engine.create(org, LISTING, actor="zhou.datong", as_of=T0, data=data)
-    with pytest.raises(GuardFailed, match="不负责「化工」行业"):
+    with pytest.raises(PermissionDenied, match="不负责「化工」行业"):
         engine.create(org, LISTING, actor="lin.jianshe", as_of=T0, data=data)
 
 

@@ -20,7 +20,7 @@ from safeloop import orgfile
 from states import engine
 from states.annual_plan import ANNUAL_PLAN
 from states.audit import verify
-from states.errors import GuardFailed, NotFound, SafeloopError
+from states.errors import GuardFailed, NotFound, PermissionDenied, SafeloopError
 from states.hazard import HAZARD
 from states.listing import LISTING
 from states.replay import replay
@@ -141,7 +141,7 @@ def test_annual_plan_department_must_exist_and_serve_its_jurisdiction(org: Sessi
             "entries": [{"enterprise": "jinhua", "frequency": 2}]})
 
     _refused(org, draft("nope"), NotFound, "nope")
-    _refused(org, draft("dt-yjj"), GuardFailed, "不管辖")
+    _refused(org, draft("dt-yjj"), PermissionDenied, "其他监管部门")  # not his department
 
 
 def _xinfeng_hazard(session: Session) -> str:
