@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from models.db import make_engine
-from safeloop.settings import Settings, get_settings
+from safeloop.settings import Settings, get_settings, with_database
 from safeloop.timeparse import parse_local
 from states.errors import InvalidInput, SafeloopError
 
@@ -43,10 +43,7 @@ class AppState:
 
     @property
     def settings(self) -> Settings:
-        settings = get_settings()
-        if self.db_url:
-            settings = settings.model_copy(update={"database_url": self.db_url})
-        return settings
+        return with_database(get_settings(), self.db_url)
 
 
 STATE = AppState()
