@@ -17,7 +17,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from models.db import make_engine
@@ -70,6 +70,12 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except SafeloopError as exc:
             err_console.print(f"[bold red]错误：[/]{exc.message}")
             raise typer.Exit(exc.exit_code) from exc
+        except IntegrityError as exc:  # a race the checks in code could not see
+            from safeloop.integrity import refusal
+
+            error = refusal(exc)
+            err_console.print(f"[bold red]错误：[/]{error.message}")
+            raise typer.Exit(error.exit_code) from exc
         except OperationalError as exc:
             err_console.print(f"[bold red]数据库错误：[/]{exc.orig}（是否已运行 safeloop init？）")
             raise typer.Exit(2) from exc
