@@ -156,6 +156,29 @@ def test_dates_out_of_range(cli, args: tuple[str, ...], db_url: str) -> None:  #
     assert counts(db_url) == before
 
 
+@pytest.mark.parametrize("args", [
+    ("report", "bulletin", "--period", "0001-01"),
+    ("report", "bulletin", "--period", "2026-11", "--issued-on", "0001-01-01"),
+    ("report", "stats", "--period", "2101"),
+    ("report", "stats", "--period", "1969-Q4"),
+])
+def test_report_periods_out_of_range(cli, args: tuple[str, ...], tmp_path: Path) -> None:  # noqa: F811
+    output = tmp_path / ("out.md" if "bulletin" in args else "out.csv")
+    _refused(cli(*args, "-o", str(output)), "超出支持的范围", "2100-12-31")
+    assert not output.exists()
+
+
+def test_flow_as_of_out_of_range() -> None:
+    """A flow given an ``as_of`` directly (a deployment parameter) refuses it up front."""
+    from datetime import datetime
+
+    from flows.common import resolve_as_of
+
+    for moment in (datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59)):
+        with pytest.raises(InvalidInput, match="超出支持的范围"):
+            resolve_as_of(moment)
+
+
 @pytest.mark.parametrize("funds", ["1e400", "inf", "-Infinity", "nan", "1000000000000", "-1",
                                    "abc"])
 def test_funds_refused(cli, funds: str) -> None:  # noqa: F811
