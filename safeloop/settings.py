@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     @field_validator("storage_dir")
     @classmethod
     def _storage(cls, value: Path) -> Path:
-        if value.exists() and not value.is_dir():
-            raise ValueError(f"「{value}」已存在但不是目录")
+        existing = next((p for p in (value, *value.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise ValueError(f"「{existing}」已存在但不是目录")
         return value
 
     @field_validator("escalation_days")

@@ -46,6 +46,7 @@ BAD_SETTINGS = [
     ("SAFELOOP_RISK_BANDS", "{x", "JSON"),
     ("SAFELOOP_RISK_BANDS", '{"zz": {"major": 1}}', "zz"),
     ("SAFELOOP_STORAGE_DIR", "__FILE__", "不是目录"),
+    ("SAFELOOP_STORAGE_DIR", "__FILE__/evidence", "不是目录"),
     ("SAFELOOP_SQLITE_BUSY_TIMEOUT_S", "-1", "> 0"),
     ("SAFELOOP_SQLITE_BUSY_TIMEOUT_S", "inf", "有限"),
     ("SAFELOOP_TIMEZONE", "Mars/Olympus", "时区"),
@@ -63,9 +64,9 @@ BAD_SETTINGS = [
 def test_bad_setting_refused_at_start(name: str, value: str, needle: str, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch,
                                       fresh_settings: None) -> None:
-    if value == "__FILE__":
-        value = str(tmp_path / "a-file")
-        Path(value).write_text("not a folder", encoding="utf-8")
+    if value.startswith("__FILE__"):
+        (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+        value = value.replace("__FILE__", str(tmp_path / "a-file"))
     monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     result = runner.invoke(app, ["--db", f"sqlite:///{tmp_path / 'x.db'}", "plan", "list"]
