@@ -3,9 +3,9 @@
 The same fixture as ``bench.sweep`` (rectifying hazards, 1 % overdue) at two sizes, 100,000 and
 1,000,000 hazards (1,000 and 10,000 overdue), each run on fresh identical copies:
 
-* direct: ``flows.sweep_deadlines.sweep_task.fn(as_of, database_url, None, None)``, i.e. the
+* direct: ``flows.sweep_deadlines.sweep_task.fn(as_of, None, None)``, i.e. the
   task's body without Prefect: settings, a new engine and session, ``states.sweep.sweep``;
-* flow: ``flows.sweep_deadlines.sweep_deadlines(as_of=..., database_url=...)``, the real flow run
+* flow: ``flows.sweep_deadlines.sweep_deadlines(as_of=...)``, the real flow run
   (one task run) against Prefect's ephemeral server.
 
 The difference (flow - direct) is Prefect's cost; it should stay roughly constant whatever the
@@ -109,6 +109,7 @@ def run(quick: bool = False, profile: bool = False) -> list[Result]:
     home = _prefect_environment()
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    from flows.common import use_database
     from flows.sweep_deadlines import sweep_deadlines, sweep_task
 
     results: list[Result] = []
@@ -119,10 +120,12 @@ def run(quick: bool = False, profile: bool = False) -> list[Result]:
         new_database(empty).dispose()
         url = f"sqlite:///{empty}"
         t0 = time.perf_counter()
-        sweep_deadlines(as_of=AS_OF, database_url=url)
+        with use_database(url):  # the database is never a flow parameter
+            sweep_deadlines(as_of=AS_OF)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        sweep_deadlines(as_of=AS_OF, database_url=url)
+        with use_database(url):
+            sweep_deadlines(as_of=AS_OF)
         empty_run = time.perf_counter() - t0
         setup = (f"server start-up {server_start:.1f} s, " if server_start is not None
                  else "a configured server (PREFECT_API_URL), ")
@@ -141,15 +144,14 @@ def run(quick: bool = False, profile: bool = False) -> list[Result]:
                 for side in ((0, 1) if k % 2 == 0 else (1, 0)):
                     if side == 0:
                         cpu0 = _server_cpu()
-                        with flow.lap():
-                            via_flow = sweep_deadlines(as_of=AS_OF,
-                                                       database_url=f"sqlite:///{ours}")
+                        with use_database(f"sqlite:///{ours}"), flow.lap():
+                            via_flow = sweep_deadlines(as_of=AS_OF)
                         cpu1 = _server_cpu()
                         if cpu0 is not None and cpu1 is not None:
                             server_cpu.append(cpu1 - cpu0)
                     else:
-                        with direct.lap():
-                            plain = sweep_task.fn(AS_OF, f"sqlite:///{theirs}", None, None)
+                        with use_database(f"sqlite:///{theirs}"), direct.lap():
+                            plain = sweep_task.fn(AS_OF, None, None)
                 pairs.append((flow.seconds - before[0], direct.seconds - before[1]))
                 for report in (via_flow, plain):
                     if report["escalations"] != dict(fixture.events) or report["refused"]:

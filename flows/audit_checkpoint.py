@@ -12,9 +12,8 @@ from states import checkpoint
 
 
 @task(name="take-checkpoint")
-def checkpoint_task(as_of: datetime, database_url: str | None,
-                    run_id: str | None) -> dict[str, Any]:
-    settings = settings_for(database_url)
+def checkpoint_task(as_of: datetime, run_id: str | None) -> dict[str, Any]:
+    settings = settings_for()
     file = settings.storage_dir / checkpoint.CHECKPOINT_FILE
     with session_for(settings) as session:
         point = checkpoint.take(session, as_of=as_of, file=file, flow_run_id=run_id)
@@ -22,9 +21,8 @@ def checkpoint_task(as_of: datetime, database_url: str | None,
 
 
 @flow(name="audit-checkpoint", log_prints=True)
-def audit_checkpoint(as_of: datetime | None = None,
-                     database_url: str | None = None) -> dict[str, Any]:
+def audit_checkpoint(as_of: datetime | None = None) -> dict[str, Any]:
     """审计检查点：记录审计链的链头序号和哈希（数据表 + 文件），并通知审计员。"""
-    result = checkpoint_task(resolve_as_of(as_of), database_url, flow_run_id())
+    result = checkpoint_task(resolve_as_of(as_of), flow_run_id())
     print(f"审计检查点：第 {result['seq']} 条，链头 {result['hash'][:16]}…")
     return result

@@ -2,6 +2,10 @@
 
 Flows stay thin: they open a session, call one ``states`` function inside one Prefect task (a
 task per item would cost ~20 ms of server CPU each) and return its report as a dict.
+
+The database is never a flow parameter: Prefect stores parameters in its own database and shows
+them in its UI, and a URL may hold a password. Flows read ``SAFELOOP_DATABASE_URL`` (a worker's
+environment, or ``use_database`` for an in-process run such as ``safeloop flows run``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from sqlmodel import Session
 
 from models.db import make_engine
 from safeloop.calendar import WorkCalendar
-from safeloop.settings import Settings, get_settings
+from safeloop.settings import DATABASE_ENV, Settings, check_database_url, get_settings
+from safeloop.timeparse import check_moment
 
 
 def prefect_defaults() -> None:
@@ -26,11 +31,24 @@ def prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
-def settings_for(database_url: str | None) -> Settings:
-    settings = get_settings()
-    if database_url:
-        settings = settings.model_copy(update={"database_url": database_url})
-    return settings
+def settings_for() -> Settings:
+    return get_settings()
+
+
+@contextmanager
+def use_database(url: str) -> Iterator[None]:
+    """Run flows in this process against ``url`` (through the environment, as a worker would)."""
+    saved = os.environ.get(DATABASE_ENV)
+    os.environ[DATABASE_ENV] = check_database_url(url, DATABASE_ENV)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(DATABASE_ENV, None)
+        else:
+            os.environ[DATABASE_ENV] = saved
+        get_settings.cache_clear()
 
 
 @contextmanager
@@ -59,6 +77,7 @@ def resolve_as_of(as_of: datetime | None) -> datetime:
     """Now, or the given moment; a naive time is local time in the configured zone (as in the CLI)."""
     if as_of is None:
         return datetime.now(UTC)
+    check_moment(as_of, "as_of")
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=ZoneInfo(get_settings().timezone))
     return as_of.astimezone(UTC)

@@ -18,9 +18,9 @@ from states.stat_report import materialize_reports
 
 
 @task(name="materialize-batch")
-def materialize_task(as_of: datetime, database_url: str | None,
-                     enterprise_ids: list[int] | None, run_id: str | None) -> dict[str, Any]:
-    settings = settings_for(database_url)
+def materialize_task(as_of: datetime, enterprise_ids: list[int] | None,
+                     run_id: str | None) -> dict[str, Any]:
+    settings = settings_for()
     with session_for(settings) as session:
         regulator_plans.sync(session, as_of=as_of, flow_run_id=run_id)
         derived = risk_checklists.sync(session, as_of=as_of, zone=settings.timezone,
@@ -38,11 +38,11 @@ def materialize_task(as_of: datetime, database_url: str | None,
 
 
 @flow(name="materialize-inspections", log_prints=True)
-def materialize_inspections(as_of: datetime | None = None, database_url: str | None = None,
+def materialize_inspections(as_of: datetime | None = None,
                             enterprise_ids: list[int] | None = None) -> dict[str, Any]:
     """生成排查任务：为每个有效的排查计划生成本周期的任务（幂等）。"""
     moment = resolve_as_of(as_of)
-    result = materialize_task(moment, database_url, enterprise_ids, flow_run_id())
+    result = materialize_task(moment, enterprise_ids, flow_run_id())
     print(f"生成排查任务 {result['total']} 个：{result['created']}；"
           f"风险点管控措施更新检查表的计划 {result['risk_checklists']['plans_changed']} 个")
     for warning in result["warnings"]:

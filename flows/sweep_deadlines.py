@@ -13,9 +13,9 @@ from states.sweep import sweep
 
 
 @task(name="sweep-partition")
-def sweep_task(as_of: datetime, database_url: str | None, enterprise_ids: list[int] | None,
+def sweep_task(as_of: datetime, enterprise_ids: list[int] | None,
                run_id: str | None) -> dict[str, Any]:
-    settings = settings_for(database_url)
+    settings = settings_for()
     with session_for(settings) as session:
         report = sweep(
             session, as_of=as_of, ladder=settings.escalation_days,
@@ -27,7 +27,7 @@ def sweep_task(as_of: datetime, database_url: str | None, enterprise_ids: list[i
 
 
 @flow(name="sweep-deadlines", log_prints=True)
-def sweep_deadlines(as_of: datetime | None = None, database_url: str | None = None,
+def sweep_deadlines(as_of: datetime | None = None,
                     partitions: list[list[int]] | None = None) -> dict[str, Any]:
     """期限巡检：到期提醒、逾期逐级升级、过期排查任务记为漏检。
 
@@ -36,11 +36,11 @@ def sweep_deadlines(as_of: datetime | None = None, database_url: str | None = No
     moment = resolve_as_of(as_of)
     run_id = flow_run_id()
     if not partitions:
-        result = sweep_task(moment, database_url, None, run_id)
+        result = sweep_task(moment, None, run_id)
     elif FlowRunContext.get() is None:  # called through .fn(): no task runner, run in turn
-        result = _merge([sweep_task.fn(moment, database_url, ids, run_id) for ids in partitions])
+        result = _merge([sweep_task.fn(moment, ids, run_id) for ids in partitions])
     else:
-        futures = [sweep_task.submit(moment, database_url, ids, run_id) for ids in partitions]
+        futures = [sweep_task.submit(moment, ids, run_id) for ids in partitions]
         result = _merge([f.result() for f in futures])
     print(f"期限巡检：提醒 {result['reminders']}，升级 {result['escalations']}，"
           f"漏检 {result['missed']}，职责逾期 {result['duties_overdue']}，"

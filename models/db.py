@@ -7,9 +7,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
+
+SCHEMA_MARKER = "alembic_version"  # written by every migration run, never by anything else
 
 
 def is_sqlite(url: str) -> bool:
@@ -42,6 +44,20 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def schema_ready(bind: Engine | Connection) -> bool:
+    """Whether ``safeloop init`` has run here: the migrations' version table holds a revision."""
+    if not inspect(bind).has_table(SCHEMA_MARKER):
+        return False
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return _has_revision(conn)
+    return _has_revision(bind)
+
+
+def _has_revision(conn: Connection) -> bool:
+    return conn.exec_driver_sql(f"SELECT 1 FROM {SCHEMA_MARKER}").first() is not None
 
 
 @contextmanager

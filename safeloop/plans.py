@@ -6,16 +6,19 @@ Defaults follow the notice's tiers: team daily, workshop weekly, plant monthly, 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from models import InspectionPlan, Person, Unit
 from models.db import utcnow
 from models.enums import Role, Tier
 from safeloop import checklists
+from safeloop.timeparse import check_day
 from states import engine
 from states.errors import InvalidInput, NotFound
 from states.materialize import PRE_HOLIDAY, SEASONAL, WORKING_DAYS
@@ -26,6 +29,7 @@ DEFAULT_CADENCE = {Tier.team: "daily", Tier.workshop: "weekly", Tier.plant: "mon
 CADENCES = {"daily": "日查", "weekly": "周查", "monthly": "月查", "quarterly": "季查",
             "yearly": "年查", SEASONAL: "季节性检查", PRE_HOLIDAY: "节前检查"}
 CALENDAR_MODES = {"all_days": "每天", WORKING_DAYS: "仅工作日"}
+KEY_MAX = 64  # the column's width; a task's code is "<plan key>/<period key>"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,15 @@ class PlanSpec:
 
 
 def add(session: Session, spec: PlanSpec, *, actor: str = "admin") -> int:
-    """Validate and insert a plan with an audit row; everything wrong is named, nothing written."""
+    """Validate and insert a plan with an audit row; everything wrong is named, nothing written.
+
+    A key taken meanwhile by a concurrent ``add`` (the unique index refuses the insert on
+    PostgreSQL) is the same "already exists" refusal as one taken before.
+    """
+    check_key(spec.key)
+    for day, option in ((spec.active_from, "--from"), (spec.active_until, "--until")):
+        if day is not None:
+            check_day(day, day.isoformat(), option)
     try:
         conn = session.connection()
         unit = conn.execute(select(Unit.id, Unit.tier, Unit.name, Unit.enterprise_id)  # type: ignore[call-overload]
@@ -58,8 +70,8 @@ def add(session: Session, spec: PlanSpec, *, actor: str = "admin") -> int:
             raise InvalidInput(f"未知的日历模式「{spec.calendar_mode}」，可用：{'、'.join(CALENDAR_MODES)}")
         if spec.assignee_role is not None and spec.assignee_role not in {r.value for r in Role}:
             raise InvalidInput(f"未知角色「{spec.assignee_role}」")
-        if conn.execute(select(PLAN.c.id).where(PLAN.c.key == spec.key)).first():
-            raise InvalidInput(f"排查计划「{spec.key}」已存在")
+        if _exists(session, spec.key):
+            raise _taken(spec.key)
         assignee_id = None
         if spec.assignee is not None:
             assignee_id = conn.execute(select(Person.id).where(Person.key == spec.assignee)).scalar()  # type: ignore[call-overload]
@@ -82,7 +94,37 @@ def add(session: Session, spec: PlanSpec, *, actor: str = "admin") -> int:
                             "assignee": spec.assignee, "calendar_mode": spec.calendar_mode,
                             "active_from": start.isoformat()})
         session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        try:
+            taken = _exists(session, spec.key)
+        finally:
+            session.rollback()
+        if taken:
+            raise _taken(spec.key) from exc
+        raise
     except BaseException:
         session.rollback()
         raise
     return int(plan_id)
+
+
+def check_key(key: str) -> str:
+    """A plan key people can type and the task codes can embed: refused otherwise, named."""
+    if not key or not key.strip():
+        raise InvalidInput("排查计划编号不能为空")
+    if any(c.isspace() or unicodedata.category(c).startswith("C") for c in key):
+        raise InvalidInput(f"排查计划编号「{key!r}」不能含空白或控制字符")
+    if "/" in key or "\\" in key:
+        raise InvalidInput(f"排查计划编号「{key}」不能含「/」或「\\」（任务编号为“计划编号/周期”）")
+    if len(key) > KEY_MAX:
+        raise InvalidInput(f"排查计划编号「{key[:20]}…」过长（最多 {KEY_MAX} 个字符）")
+    return key
+
+
+def _exists(session: Session, key: str) -> bool:
+    return session.connection().execute(select(PLAN.c.id).where(PLAN.c.key == key)).first() is not None
+
+
+def _taken(key: str) -> InvalidInput:
+    return InvalidInput(f"排查计划「{key}」已存在")

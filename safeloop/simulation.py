@@ -106,7 +106,7 @@ def build_world(session: Session, zone: str, seed: int) -> World:
 def simulate(session: Session, console: Console, *, start: date, days: int, database_url: str,
              zone: str = "Asia/Shanghai", seed: int = 20201) -> Stats:
     """Run ``days`` days: materialise in the morning, people act, sweep in the evening."""
-    from flows.common import prefect_defaults
+    from flows.common import prefect_defaults, use_database
 
     prefect_defaults()
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -119,19 +119,19 @@ def simulate(session: Session, console: Console, *, start: date, days: int, data
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
-            Progress(*columns, console=console) as progress:
+            use_database(database_url), Progress(*columns, console=console) as progress:
         bar = progress.add_task("模拟运行（Prefect 流程逐日运行）", total=days)
         for offset in range(days):
             day = start + timedelta(days=offset)
             progress.update(bar, description=f"模拟 {day:%Y-%m-%d}")
-            materialize_inspections(as_of=world.at(day, 0, 5), database_url=database_url)
+            materialize_inspections(as_of=world.at(day, 0, 5))
             _inspect(world, day)
             _review(world, day)
             _work_hazards(world, day)
-            sweep_deadlines(as_of=world.at(day, 18), database_url=database_url)
+            sweep_deadlines(as_of=world.at(day, 18))
             world.stats.flow_runs += 2
             if offset % 7 == 6 or offset == days - 1:
-                audit_checkpoint(as_of=world.at(day, 23, 30), database_url=database_url)
+                audit_checkpoint(as_of=world.at(day, 23, 30))
                 world.stats.flow_runs += 1
             progress.advance(bar)
     return world.stats

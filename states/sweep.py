@@ -21,7 +21,7 @@ from models.db import as_utc, utcnow
 from models.enums import HazardGrade
 from states import engine
 from states.clock import working_days_until
-from states.engine import FireRequest
+from states.engine import BatchResult, FireRequest
 from states.hazard import HAZARD
 from states.inspection import INSPECTION
 from states.inspection import OPEN_STATES as OPEN_TASKS
@@ -103,9 +103,9 @@ def sweep(
         first = target if grade == HazardGrade.major else level + 1  # major: straight to L3
         for step in range(first, target + 1):
             requests.append(FireRequest(hid, "escalate", SYSTEM, data={"level": step}))
-            report.escalations[step] = report.escalations.get(step, 0) + 1
     session.rollback()
-    _fire(session, HAZARD, requests, moment, batch_size, flow_run_id, report)
+    _fire(session, HAZARD, requests, moment, batch_size, flow_run_id, report,
+          by_level=report.escalations)
 
     task_scope = (
         [TASK.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else [])
@@ -150,9 +150,9 @@ def _sweep_listings(session: Session, moment: datetime, enterprise_ids: Sequence
         target = sum(1 for days in RULES.ladder_days if late >= days)
         for step in range(level + 1, target + 1):
             requests.append(FireRequest(lid, "escalate", SYSTEM, data={"level": step}))
-            report.listing_escalations[step] = report.listing_escalations.get(step, 0) + 1
     session.rollback()
-    _fire(session, LISTING, requests, moment, batch_size, flow_run_id, report)
+    _fire(session, LISTING, requests, moment, batch_size, flow_run_id, report,
+          by_level=report.listing_escalations)
 
 
 def _ids(session: Session, stmt: object) -> list[int]:
@@ -162,8 +162,14 @@ def _ids(session: Session, stmt: object) -> list[int]:
 
 
 def _fire(session: Session, workflow: Workflow, requests: list[FireRequest], moment: datetime,
-          batch_size: int, flow_run_id: str | None, report: SweepReport) -> int:
-    """Fire in batches (one transaction each); a refused item is counted, not fatal."""
+          batch_size: int, flow_run_id: str | None, report: SweepReport,
+          by_level: dict[int, int] | None = None) -> int:
+    """Fire in batches (one transaction each); a refused item is counted, not fatal.
+
+    Counts are of what committed: a concurrent sweep that got there first makes ours refused
+    (the guards fire each event once), and those are not reported as done. ``by_level`` gets
+    the committed events per ``data["level"]``.
+    """
     applied = 0
     for start in range(0, len(requests), batch_size):
         chunk = requests[start:start + batch_size]
@@ -171,4 +177,21 @@ def _fire(session: Session, workflow: Workflow, requests: list[FireRequest], mom
                                   flow_run_id=flow_run_id, skip_refused=True)
         applied += len(result.applied)
         report.refused += len(result.refused)
+        if by_level is not None:
+            _count_levels(chunk, result, by_level)
     return applied
+
+
+def _count_levels(chunk: list[FireRequest], result: BatchResult,
+                  by_level: dict[int, int]) -> None:
+    """Per level, the committed events of ``chunk``: the requests not refused, which the engine
+    applies (and reports) in order, one result each (sweep events neither spawn nor cascade)."""
+    refused = {id(request) for request, _ in result.refused}
+    accepted = [r for r in chunk if id(r) not in refused]
+    if len(accepted) != len(result.applied):
+        raise RuntimeError(f"sweep: {len(accepted)} accepted, {len(result.applied)} applied")
+    for request, done in zip(accepted, result.applied, strict=True):
+        if request.entity not in (done.entity_id, done.code):
+            raise RuntimeError(f"sweep: result for {done.code}, request for {request.entity}")
+        level = int(request.data["level"])
+        by_level[level] = by_level.get(level, 0) + 1

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from safeloop.timeparse import check_day
 from states.errors import InvalidInput
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -161,6 +162,8 @@ class Period:
 
 def _period(cadence: Cadence, key: str, zone: str | tzinfo) -> Period:
     first, end = _date_range(cadence, key)
+    for day in (first, end - timedelta(days=1)):  # beyond the range, local midnights overflow
+        check_day(day, key, f"{cadence.label}周期")
     tz = as_zone(zone)
     return Period(
         cadence=cadence,

@@ -17,11 +17,12 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from models.db import make_engine
-from safeloop.settings import Settings, get_settings
+from safeloop.database import require_ready
+from safeloop.settings import Settings, get_settings, with_database
 from safeloop.timeparse import parse_local
 from states.engine import Origin, set_origin
 from states.errors import InvalidInput, SafeloopError
@@ -44,10 +45,7 @@ class AppState:
 
     @property
     def settings(self) -> Settings:
-        settings = get_settings()
-        if self.db_url:
-            settings = settings.model_copy(update={"database_url": self.db_url})
-        return settings
+        return with_database(get_settings(), self.db_url)
 
 
 STATE = AppState()
@@ -58,6 +56,7 @@ def open_session() -> Iterator[Session]:
     settings = STATE.settings
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     try:
+        require_ready(engine)  # "run safeloop init" rather than a driver error or an empty file
         with Session(engine, expire_on_commit=False) as session:
             set_origin(session, Origin(
                 channel="cli", simulate=settings.simulate_time,
@@ -77,6 +76,12 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except SafeloopError as exc:
             err_console.print(f"[bold red]错误：[/]{exc.message}")
             raise typer.Exit(exc.exit_code) from exc
+        except IntegrityError as exc:  # a race the checks in code could not see
+            from safeloop.integrity import refusal
+
+            error = refusal(exc)
+            err_console.print(f"[bold red]错误：[/]{error.message}")
+            raise typer.Exit(error.exit_code) from exc
         except OperationalError as exc:
             err_console.print(f"[bold red]数据库错误：[/]{exc.orig}（是否已运行 safeloop init？）")
             raise typer.Exit(2) from exc

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from safeloop.cli.common import STATE, JsonOpt, as_of_option, console, handle_errors, print_json
+from safeloop.settings import Settings, mask_url
 from states.errors import InvalidInput
 
 app = typer.Typer(help="Prefect 流程：立即运行或按计划运行", no_args_is_help=True)
@@ -41,7 +42,10 @@ def run_cmd(
     if name not in flows:
         raise InvalidInput(f"未知流程「{name}」，可用：{'、'.join(flows)}")
     moment = as_of_option(as_of)
-    result = flows[name].flow(as_of=moment, database_url=STATE.settings.database_url)  # type: ignore[attr-defined]
+    from flows.common import use_database
+
+    with use_database(STATE.settings.database_url):  # never a flow parameter: it may hold a password
+        result = flows[name].flow(as_of=moment)  # type: ignore[attr-defined]
     if as_json:
         print_json(result)
     else:
@@ -68,8 +72,13 @@ def serve_all(database_url: str, timezone: str) -> None:
     serve(*deployments)
 
 
+def serve_banner(settings: Settings) -> str:
+    """The line ``safeloop serve`` prints first: the zone and the database, its password masked."""
+    return f"按计划运行流程（时区 {settings.timezone}），数据库 {mask_url(settings.database_url)}"
+
+
 def serve_cmd() -> None:
     """按计划在本机运行全部流程（Prefect serve；Ctrl-C 停止）。"""
     settings = STATE.settings
-    console.print(f"按计划运行流程（时区 {settings.timezone}），数据库 {settings.database_url}")
+    console.print(serve_banner(settings), markup=False)
     serve_all(settings.database_url, settings.timezone)

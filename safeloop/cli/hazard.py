@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased
 from models import Hazard, Person, RiskPoint, Unit
 from models.enums import HazardCategory, HazardGrade, HazardSource
 from safeloop import evidence
+from safeloop.bounds import parse_amount
 from safeloop.cli.common import (
     STATE,
     AsOfOpt,
@@ -115,7 +116,8 @@ def fire_cmd(
     """对隐患执行一个操作（分派、提交、验收、驳回……）。"""
     zone = STATE.settings.timezone
     data: dict[str, Any] = {
-        "owner": owner, "acceptor": acceptor, "measures": measures, "funds": funds,
+        "owner": owner, "acceptor": acceptor, "measures": measures,
+        "funds": str(parse_amount(funds, "--funds")) if funds is not None else None,
         "grade": grade.value if grade else None, "level": level, "findings": findings,
         "deadline": parse_local(deadline, zone, end_of_day=True, what="--deadline")
         if deadline else None,

@@ -10,9 +10,10 @@ import typer
 from safeloop import orgfile
 from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, supervision
 from safeloop.cli import report as report
-from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json
+from safeloop.cli.common import STATE, console, err_console, handle_errors, open_session, print_json
 from safeloop.diagram import mermaid
 from safeloop.schema import upgrade
+from states.errors import SafeloopError
 from states.registry import WORKFLOWS, get_workflow
 
 app = typer.Typer(
@@ -46,6 +47,11 @@ def main(
     db: Annotated[str | None, typer.Option("--db", help="数据库 URL（默认取 SAFELOOP_DATABASE_URL）")] = None,
 ) -> None:
     STATE.db_url = db
+    try:
+        STATE.settings  # noqa: B018  -- every setting and --db checked before any command runs
+    except SafeloopError as exc:
+        err_console.print(f"[bold red]错误：[/]{exc.message}")
+        raise typer.Exit(exc.exit_code) from exc
 
 
 @app.command("init")

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from models.db import make_engine
+from safeloop.bounds import check_id
 from safeloop.cli.common import STATE, JsonOpt, console, err_console, handle_errors, print_json
 from safeloop.timeparse import to_local
 from states.errors import InvalidInput, NotFound
@@ -144,6 +145,7 @@ def show_cmd(message_id: Annotated[int, typer.Argument(help="outbox 编号")],
     """显示一条通知：字段、载荷、按当前模板渲染的内容、每个渠道的发送记录。"""
     from notifications import dispatch, store
 
+    check_id(message_id, "outbox 编号")
     settings = STATE.settings
     engine = _engine()
     try:
@@ -200,6 +202,8 @@ def retry_cmd(
         raise InvalidInput("请指定 outbox 编号，或用 --status dead|unrouted|skipped 重发一类")
     if status is not None and status not in ("dead", "unrouted", "skipped"):
         raise InvalidInput(f"只能重发 dead、unrouted 或 skipped 状态的通知，收到「{status}」")
+    for message_id in ids or []:
+        check_id(message_id, "outbox 编号")
     engine = _engine()
     try:
         with engine.connect() as conn:

@@ -34,6 +34,7 @@ from safeloop.reports import (
     write_csv,
     write_xlsx,
 )
+from safeloop.timeparse import check_day
 from states.errors import InvalidInput
 
 app = typer.Typer(help="监管报表：隐患排查治理统计表、违规行为通报（regulator reports）",
@@ -121,6 +122,7 @@ def bulletin_cmd(
         except ValueError as exc:
             raise InvalidInput(
                 f"--issued-on「{issued_on}」格式不对，应为 YYYY-MM-DD（如 2026-12-05）") from exc
+        check_day(day, issued_on, "--issued-on")
     moment = as_of_option(as_of) or utcnow()
     ensure_writable(output)
     with open_session() as session:

@@ -22,7 +22,8 @@ from tests.notifications.conftest import Sink, outbox, people_routing, running_s
 
 
 @pytest.fixture
-def routed_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
+def routed_sink(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
+    monkeypatch.setenv("SAFELOOP_DATABASE_URL", db_url)  # flows read it; never a flow parameter
     with running_sink() as found:
         path = tmp_path / "routing.yaml"
         path.write_text(people_routing(found, "li.anquan", "sun.banzhang"), encoding="utf-8")
@@ -37,14 +38,13 @@ def test_dispatch_flow_sends_the_outbox(org: Session, db_url: str, routed_sink: 
     hid = report(org).entity_id
     assign(org, hid)
     fire(org, hid, "submit", "sun.banzhang")
-    state = dispatch_notifications(as_of=NOW + timedelta(minutes=1), database_url=db_url,
-                                   return_state=True)
+    state = dispatch_notifications(as_of=NOW + timedelta(minutes=1), return_state=True)
     assert state.is_completed()
     result = state.result()
     assert result["messages"] == 3 and result["delivered"] == 3 and result["sends_ok"] == 3
     assert len(routed_sink.at("li.anquan")) == 2 and len(routed_sink.at("sun.banzhang")) == 1
     assert {r["status"] for r in outbox(org)} == {"sent"}
-    again = dispatch_notifications.fn(as_of=NOW + timedelta(minutes=2), database_url=db_url)
+    again = dispatch_notifications.fn(as_of=NOW + timedelta(minutes=2))
     assert again["claimed"] == 0 and len(routed_sink.accepted) == 3
     assert FLOWS["dispatch-notifications"].cron == "* * * * *"
 

@@ -53,6 +53,7 @@ def world(org: Session, db_url: str, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
     """The demo org, the shipped checklists, four plans from 2026-11-01; storage under tmp_path."""
     monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("SAFELOOP_DATABASE_URL", db_url)  # flows read it; never a flow parameter
     get_settings.cache_clear()
     checklists.load_shipped(org)
     for key, unit, cadence in PLANS:
@@ -114,7 +115,7 @@ def hazard_levels(session: Session) -> dict[int, int]:
 
 
 def test_materialize_real_run_records_flow_run_id(world: Session, db_url: str) -> None:
-    state = materialize_inspections(as_of=AS_OF, database_url=db_url, return_state=True)
+    state = materialize_inspections(as_of=AS_OF, return_state=True)
     result = state.result()
     run_id = run_id_of(state, "materialize-inspections")
     assert result["total"] == len(PLANS) and result["warnings"] == []
@@ -126,7 +127,7 @@ def test_materialize_real_run_records_flow_run_id(world: Session, db_url: str) -
     assert uuid.UUID(run_id)  # a Prefect flow-run id, not a placeholder
     assert sum(json.loads(row["data"])["count"] for row in batches) == len(PLANS)
 
-    again = materialize_inspections(as_of=AS_OF + timedelta(hours=3), database_url=db_url)
+    again = materialize_inspections(as_of=AS_OF + timedelta(hours=3))
     assert again["total"] == 0 and again["created"] == {} and again["batches"] == 0
     assert count(world, InspectionTask) == len(PLANS)
     assert len(audit_rows(world, entity_type=BATCH_ENTITY)) == 3
@@ -136,10 +137,10 @@ def test_materialize_real_run_records_flow_run_id(world: Session, db_url: str) -
 
 def test_materialize_by_enterprise(world: Session, db_url: str) -> None:
     ids = enterprise_ids(world)
-    result = materialize_inspections(as_of=AS_OF, database_url=db_url,
+    result = materialize_inspections(as_of=AS_OF,
                                      enterprise_ids=[ids["xinfeng"]])
     assert result["total"] == 2  # xinfeng's monthly and daily plans only
-    rest = materialize_inspections(as_of=AS_OF, database_url=db_url)
+    rest = materialize_inspections(as_of=AS_OF)
     assert rest["total"] == 2 and count(world, InspectionTask) == len(PLANS)
 
 
@@ -148,8 +149,8 @@ def test_materialize_by_enterprise(world: Session, db_url: str) -> None:
 
 def test_sweep_real_run_escalates_and_records_flow_run_id(world: Session, db_url: str) -> None:
     a, b = overdue_hazards(world)
-    materialize_inspections.fn(as_of=AS_OF, database_url=db_url)  # tasks that end before SWEEP_AT
-    state = sweep_deadlines(as_of=SWEEP_AT, database_url=db_url, return_state=True)
+    materialize_inspections.fn(as_of=AS_OF)  # tasks that end before SWEEP_AT
+    state = sweep_deadlines(as_of=SWEEP_AT, return_state=True)
     result = state.result()
     run_id = run_id_of(state, "sweep-deadlines")
     assert result["escalations"] == ESCALATIONS
@@ -164,14 +165,14 @@ def test_sweep_real_run_escalates_and_records_flow_run_id(world: Session, db_url
     missed = audit_rows(world, event="miss")
     assert len(missed) == 3 and {row["flow_run_id"] for row in missed} == {run_id}
 
-    again = sweep_deadlines(as_of=SWEEP_AT + timedelta(minutes=15), database_url=db_url)
+    again = sweep_deadlines(as_of=SWEEP_AT + timedelta(minutes=15))
     assert core(again) == {"reminders": 0, "escalations": {}, "missed": 0, "refused": 0}
 
 
 def test_sweep_partitions_merge_counts(world: Session, db_url: str) -> None:
     a, b = overdue_hazards(world)
     ids = enterprise_ids(world)
-    state = sweep_deadlines(as_of=SWEEP_AT, database_url=db_url,
+    state = sweep_deadlines(as_of=SWEEP_AT,
                             partitions=[[ids["jinhua"]], [ids["xinfeng"]]], return_state=True)
     result = state.result()
     run_id = run_id_of(state, "sweep-deadlines")
@@ -186,14 +187,14 @@ def test_sweep_partitions_merge_counts(world: Session, db_url: str) -> None:
 def test_sweep_partition_touches_only_its_enterprises(world: Session, db_url: str) -> None:
     a, b = overdue_hazards(world)
     ids = enterprise_ids(world)
-    result = sweep_deadlines(as_of=SWEEP_AT, database_url=db_url, partitions=[[ids["jinhua"]]])
+    result = sweep_deadlines(as_of=SWEEP_AT, partitions=[[ids["jinhua"]]])
     assert result["escalations"] == {1: 1}
     assert hazard_levels(world) == {a: 1, b: 0}
 
 
 def test_sweep_empty_partition_sweeps_nothing(world: Session, db_url: str) -> None:
     overdue_hazards(world)
-    result = sweep_deadlines(as_of=SWEEP_AT, database_url=db_url, partitions=[[]])
+    result = sweep_deadlines(as_of=SWEEP_AT, partitions=[[]])
     assert result["escalations"] == {}
 
 
@@ -230,7 +231,7 @@ def test_checkpoint_real_run_then_consistent_rewrite_is_caught(
         world: Session, db_url: str, tmp_path: Path) -> None:
     seq, head = audit.lock_head(world.connection())
     world.rollback()
-    state = audit_checkpoint(as_of=AS_OF, database_url=db_url, return_state=True)
+    state = audit_checkpoint(as_of=AS_OF, return_state=True)
     point = state.result()
     run_id = run_id_of(state, "audit-checkpoint")
     file = tmp_path / "store" / checkpoint.CHECKPOINT_FILE
@@ -252,7 +253,7 @@ def test_checkpoint_real_run_then_consistent_rewrite_is_caught(
 
 
 def test_checkpoint_after_single_hash_edit(world: Session, db_url: str, tmp_path: Path) -> None:
-    audit_checkpoint(as_of=AS_OF, database_url=db_url)
+    audit_checkpoint(as_of=AS_OF)
     seq, _ = audit.lock_head(world.connection())
     world.rollback()
     if world.get_bind().dialect.name == "sqlite":
@@ -271,17 +272,17 @@ def test_checkpoint_after_single_hash_edit(world: Session, db_url: str, tmp_path
 
 
 def test_flows_through_fn(world: Session, db_url: str, tmp_path: Path) -> None:
-    created = materialize_inspections.fn(as_of=AS_OF, database_url=db_url)
+    created = materialize_inspections.fn(as_of=AS_OF)
     assert created["total"] == len(PLANS)
-    assert materialize_inspections.fn(as_of=AS_OF, database_url=db_url)["total"] == 0
+    assert materialize_inspections.fn(as_of=AS_OF)["total"] == 0
 
     a, b = overdue_hazards(world)
-    swept = sweep_deadlines.fn(as_of=SWEEP_AT, database_url=db_url)
+    swept = sweep_deadlines.fn(as_of=SWEEP_AT)
     assert core(swept) == {"reminders": 0, "escalations": ESCALATIONS, "missed": 3,
                            "refused": 0}
     assert hazard_levels(world) == {a: 1, b: 3}
 
-    point = audit_checkpoint.fn(as_of=SWEEP_AT, database_url=db_url)
+    point = audit_checkpoint.fn(as_of=SWEEP_AT)
     assert point["flow_run_id"] is None
     file = tmp_path / "store" / checkpoint.CHECKPOINT_FILE
     assert checkpoint.verify_checkpoints(world, file) == []
@@ -295,8 +296,7 @@ def test_flows_through_fn(world: Session, db_url: str, tmp_path: Path) -> None:
 def test_sweep_partitions_through_fn(world: Session, db_url: str) -> None:
     overdue_hazards(world)
     ids = enterprise_ids(world)
-    result = sweep_deadlines.fn(as_of=SWEEP_AT, database_url=db_url,
-                                partitions=[[ids["jinhua"]], [ids["xinfeng"]]])
+    result = sweep_deadlines.fn(as_of=SWEEP_AT, partitions=[[ids["jinhua"]], [ids["xinfeng"]]])
     assert result["escalations"] == ESCALATIONS
 
 
