@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from safeloop.cli.common import STATE, JsonOpt, as_of_option, console, handle_errors, print_json
+from safeloop.cli.output import safe
 from states.errors import InvalidInput
 
 app = typer.Typer(help="Prefect 流程：立即运行或按计划运行", no_args_is_help=True)
@@ -45,7 +46,7 @@ def run_cmd(
     if as_json:
         print_json(result)
     else:
-        console.print(f"{name} 完成：{result}")
+        console.print(f"{safe(name)} 完成：{safe(result)}")
 
 
 def serve_all(database_url: str, timezone: str) -> None:
