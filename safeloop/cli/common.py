@@ -138,11 +138,6 @@ def code_arg(help: str) -> Any:
     return typer.Argument(help=help, callback=_length_limit("编号"))
 
 
-def name_arg(help: str) -> Any:
-    """A positional short name (an area's name) with the same limit."""
-    return typer.Argument(help=help, callback=_length_limit("名称"))
-
-
 def code_option(*decls: str, help: str) -> Any:
     """An option naming ids, with the same length limit."""
     return typer.Option(*decls, help=help, callback=_length_limit("编号"))

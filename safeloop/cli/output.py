@@ -9,8 +9,11 @@ markup string; ``cell`` makes it a plain table cell; the consoles turn any failu
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
+import os
 import re
 from datetime import datetime
 from typing import Any
@@ -116,8 +119,19 @@ class SafeConsole(Console):
     def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
         try:
             super().print(*objects, **kwargs)
+        except OutputFailed:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure here is an output failure
             raise OutputFailed(exc) from exc
+
+    def on_broken_pipe(self) -> None:
+        """The reader went away (``… | head``). Rich would exit 1 at once; instead later writes go
+        to /dev/null (so the interpreter's last flush is quiet) and the command decides."""
+        with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+        raise OutputFailed(BrokenPipeError(errno.EPIPE, "Broken pipe"))
 
     def data(self, text: Any, limit: int = DETAIL_LIMIT) -> None:
         """Print a stored or typed value on its own, with no markup and no highlighting."""

@@ -28,7 +28,6 @@ from safeloop.cli.common import (
     console,
     ensure_writable,
     handle_errors,
-    name_arg,
     open_session,
     print_json,
     writing,
@@ -93,7 +92,7 @@ def _measures(values: list[str] | None) -> list[dict[str, str]]:
 @app.command("area")
 @handle_errors
 def area_cmd(enterprise: EnterpriseArg,
-             name: Annotated[str, name_arg("区域名称，如 液氨储罐区")],
+             name: Annotated[str, typer.Argument(help="区域名称，如 液氨储罐区")],
              polygon: Annotated[str, typer.Option(
                  "--polygon", help="厂区平面图坐标 \"x,y x,y x,y …\"（原点左上）")],
              actor: AsOpt, as_of: AsOfOpt = None) -> None:
@@ -293,7 +292,7 @@ def export_cmd(enterprise: EnterpriseArg, out: OutOpt,
     if fmt not in ("xlsx", "csv"):
         raise InvalidInput(f"未知格式「{fmt}」，可用：xlsx、csv")
     targets = [out] if fmt == "xlsx" else csv_paths(out)
-    for target in targets:
+    for target in (out, *targets):  # the named path too: /dev/full-….csv is not what was meant
         ensure_writable(target)
     with open_session() as session:
         name, views = risks.risk_views(session, enterprise, zone=STATE.settings.timezone)

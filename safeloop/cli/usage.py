@@ -145,7 +145,7 @@ def _usage_message(exc: Any) -> str:
         close = get_close_matches(name, commands)
         hint = f"（您是不是要用：{'、'.join(close)}）" if close else f"；可用：{'、'.join(commands)}"
         return f"没有这个命令：{_quoted(name)}{hint}"
-    found = re.match(r"Got unexpected extra arguments? \((.*)\)$", text, re.S)
+    found = re.match(r"Got unexpected extra argument(?:\(s\)|s)? \((.*)\)$", text, re.S)
     if found:
         return f"多余的参数：{plain(found.group(1), VALUE_LIMIT)}"
     if text.startswith("Missing command"):
@@ -180,9 +180,20 @@ def _usage_line(ctx: Any) -> str | None:
     return f"用法：{ctx.command_path} {pieces}".rstrip()
 
 
-def show_usage_error(exc: Any) -> NoReturn:
+def _deepest_context(ctx: Any, args: list[str]) -> Any:
+    """The context of the (sub)command ``args`` name, built without parsing: for the errors the
+    option parser raises without one (``--limit`` given no value)."""
+    for token in args:
+        sub = getattr(ctx.command, "commands", {}).get(token)
+        if sub is None:
+            break
+        ctx = sub.context_class(sub, info_name=token, parent=ctx)
+    return ctx
+
+
+def show_usage_error(exc: Any, fallback: Any = None) -> NoReturn:
     """Print a usage error in zh-CN on stderr and exit 2 (or the error's own code)."""
-    ctx = getattr(exc, "ctx", None)
+    ctx = getattr(exc, "ctx", None) or fallback
     lines = [_usage_line(ctx), f"错误：{translate(exc)}"]
     if ctx is not None:
         lines.append(f"查看帮助：{ctx.command_path} --help")
@@ -214,9 +225,10 @@ class ZhGroup(TyperGroup):
             show_usage_error(exc)
 
     def invoke(self, ctx: Any) -> Any:
+        args = [*getattr(ctx, "_protected_args", []), *ctx.args]  # before Click consumes them
         try:
             return super().invoke(ctx)
         except click_errors.NoArgsIsHelpError:
             raise
         except click_errors.UsageError as exc:
-            show_usage_error(exc)
+            show_usage_error(exc, fallback=_deepest_context(ctx, args))
