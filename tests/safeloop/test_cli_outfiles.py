@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 
 from models.db import make_engine
 from safeloop.cli.main import app
-from safeloop.reports.risk_list import csv_paths
 from tests.conftest import DEMO_ORG
 from tests.helpers import report
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
+PAIR = ("管控责任清单", "管控措施清单")
 WRITERS = [  # every command with an output file; OUT is replaced by the path under test
     ["audit", "export", "--format", "csv", "-o", "OUT"],
     ["report", "stats", "--period", "2026-Q4", "-o", "OUT"],
@@ -72,10 +72,13 @@ def test_bad_output_paths_refused_before_writing(cli, tmp_path: Path, kind: str,
 
 
 def test_outputs_replace_a_file_atomically(cli, tmp_path: Path):
+    """The guard for the writer itself: an existing file is replaced whole, keeps its mode, and
+    no temporary file stays behind."""
     for n, command in enumerate(WRITERS):
         target = tmp_path / f"out{n}.dat"
         pair = command[:2] == ["risk", "export"] and "csv" in command
-        written = csv_paths(target) if pair else [target]  # the CSV list is two files beside it
+        # the CSV list is two files beside the named path
+        written = [target.with_name(f"{target.stem}-{name}.csv") for name in PAIR] if pair else [target]
         for path in written:
             path.write_text("old content that must go", encoding="utf-8")
             os.chmod(path, 0o640)
