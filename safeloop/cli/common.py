@@ -1,7 +1,9 @@
 """What every command shares: the database from ``--db``/settings, output, and error mapping.
 
-Exit codes: 0 done; 1 refused by the domain (not allowed, guard, permission, conflict);
-2 bad usage or input (including unknown ids).
+Exit codes: 0 done (also when the change was saved but printing it failed: that is said on
+stderr, so a script does not repeat the change); 1 refused by the domain (not allowed, guard,
+permission, conflict) or output failed with nothing saved; 2 bad usage or input (including
+unknown ids and unusable output paths).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ def _registry() -> dict[str, object]:
 
 
 @app.command("list")
+@handle_errors
 def list_cmd() -> None:
     """列出流程及其默认计划。"""
     for name, entry in _registry().items():
@@ -72,5 +73,8 @@ def serve_all(database_url: str, timezone: str) -> None:
 def serve_cmd() -> None:
     """按计划在本机运行全部流程（Prefect serve；Ctrl-C 停止）。"""
     settings = STATE.settings
-    console.print(f"按计划运行流程（时区 {settings.timezone}），数据库 {settings.database_url}")
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    console.print(f"按计划运行流程（时区 {safe(settings.timezone)}），数据库 {safe(shown)}")
     serve_all(settings.database_url, settings.timezone)
