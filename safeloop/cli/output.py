@@ -25,7 +25,7 @@ from rich.text import Text
 ELLIPSIS = "…"
 CELL_LIMIT = 200  # a list's cell: enough for a title, short enough to keep the table a table
 DETAIL_LIMIT = 2000  # a detail view's value (``show``)
-MESSAGE_LIMIT = 400  # an error message, which may quote what was typed
+MESSAGE_LIMIT = 1500  # an error message: room for a list of problems, not for 100 KB typed
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
