@@ -214,11 +214,13 @@ def writing(output: Path) -> Iterator[Path]:
         _fsync(temp)
         os.chmod(temp, _file_mode(target))
         os.replace(temp, target)
-        _fsync(target.parent, folder=True)
     except OSError as exc:
-        raise InvalidInput(f"无法写入 {_shown(output)}：{os_reason(exc)}，未生成文件") from exc
+        raise InvalidInput(
+            f"无法写入 {_shown(output)}：{os_reason(exc)}，文件未写出（原有文件不变）") from exc
     finally:
         temp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the rename made durable; some file systems refuse this
+        _fsync(target.parent, folder=True)
 
 
 def as_of_option(value: str | None) -> datetime | None:

@@ -118,7 +118,7 @@ def test_write_failing_half_way_leaves_the_old_file(cli, db_url: str, tmp_path: 
         cwd=ROOT, env=env, capture_output=True, timeout=120, preexec_fn=small_files, check=False)
     err = result.stderr.decode("utf-8")
     assert result.returncode == 2, err
-    assert "无法写入" in err and "文件过大" in err and "未生成文件" in err and "Traceback" not in err
+    assert "无法写入" in err and "文件过大" in err and "文件未写出" in err and "Traceback" not in err
     assert target.read_text(encoding="utf-8") == "previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     whole = cli("audit", "export", "-o", str(target))  # without the limit it is written whole
