@@ -14,7 +14,19 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from models import AuditEntry
-from safeloop.cli.common import STATE, JsonOpt, console, err_console, handle_errors, open_session, print_json
+from safeloop.cli.common import (
+    STATE,
+    JsonOpt,
+    code_arg,
+    console,
+    ensure_writable,
+    err_console,
+    handle_errors,
+    open_session,
+    print_json,
+    writing,
+)
+from safeloop.cli.output import OutputFailed, cells, safe
 from safeloop.timeparse import to_local
 from states import audit as chain
 from states import checkpoint
@@ -63,8 +75,8 @@ def print_history(rows: list[dict[str, Any]]) -> None:
         moment = r["at"].replace("Z", "+00:00")
         from datetime import datetime
 
-        table.add_row(str(r["seq"]), to_local(datetime.fromisoformat(moment), zone), event,
-                      states, r["actor"], r["actor_role"], r["comment"] or "")
+        table.add_row(*cells(r["seq"], to_local(datetime.fromisoformat(moment), zone), event,
+                             states, r["actor"], r["actor_role"], r["comment"] or ""))
     console.print(table)
 
 
@@ -80,7 +92,7 @@ def _find_entity(session: Session, code: str) -> tuple[str, int]:
 
 @app.command("show")
 @handle_errors
-def show_cmd(entity: Annotated[str, typer.Argument(help="实体编号，如 YH-000001")],
+def show_cmd(entity: Annotated[str, code_arg("实体编号，如 YH-000001")],
              as_json: JsonOpt = False) -> None:
     """显示一个实体的全部审计记录。"""
     with open_session() as session:
@@ -104,12 +116,13 @@ def verify_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({**result.to_dict(), "ok": ok, "checkpoint_problems": anchors})
     elif ok:
-        console.print(f"[green]审计链校验通过[/]：{result.count} 条记录，链头 {result.head_hash[:16]}…")
+        console.print(f"[green]审计链校验通过[/]：{result.count} 条记录，链头 {safe(result.head_hash[:16])}…")
     else:
         if not result.ok:
-            err_console.print(f"[bold red]审计链校验失败[/]：第 {result.first_bad_seq} 条 — {result.reason}")
+            err_console.print(f"[bold red]审计链校验失败[/]：第 {result.first_bad_seq} 条 — "
+                              f"{safe(result.reason)}")
         for problem in anchors:
-            err_console.print(f"[bold red]检查点不符[/]：{problem}")
+            err_console.print(f"[bold red]检查点不符[/]：{safe(problem)}")
     if not ok:
         raise typer.Exit(1)
 
@@ -130,7 +143,7 @@ def replay_cmd(as_json: JsonOpt = False) -> None:
         for header in ("类型", "编号", "字段", "回放结果", "数据表"):
             table.add_column(header)
         for d in report.differences[:200]:
-            table.add_row(d.entity_type, d.code, d.field, str(d.replayed), str(d.table))
+            table.add_row(*cells(d.entity_type, d.code, d.field, d.replayed, d.table))
         console.print(table)
     if not report.ok:
         raise typer.Exit(1)
@@ -145,17 +158,21 @@ def export_cmd(
     """导出全部审计记录（含哈希，可离线复核）。"""
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput(f"不支持的格式「{fmt}」，可用：jsonl、csv")
+    if output:
+        ensure_writable(output)
     with open_session() as session:
         rows = session.connection().execution_options(yield_per=10_000).execute(
             select(*(AUDIT.c[f] for f in EXPORT_FIELDS)).order_by(AUDIT.c.seq))
-        handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-        try:
+        if output is None:
+            try:
+                _write(sys.stdout, fmt, rows)
+                sys.stdout.flush()
+            except OSError as exc:  # a closed pipe or a full disk behind stdout
+                raise OutputFailed(exc) from exc
+            return
+        with writing(output) as temp, temp.open("w", encoding="utf-8", newline="") as handle:
             count = _write(handle, fmt, rows)
-        finally:
-            if output:
-                handle.close()
-    if output:
-        console.print(f"已导出 {count} 条审计记录到 {output}")
+    console.print(f"已导出 {count} 条审计记录到 {safe(output)}")
 
 
 def _write(handle: Any, fmt: str, rows: Any) -> int:

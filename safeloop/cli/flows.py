@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from safeloop.cli.common import STATE, JsonOpt, as_of_option, console, handle_errors, print_json
+from safeloop.cli.output import safe
 from safeloop.settings import Settings, mask_url
 from states.errors import InvalidInput
 
@@ -24,6 +25,7 @@ def _registry() -> dict[str, object]:
 
 
 @app.command("list")
+@handle_errors
 def list_cmd() -> None:
     """列出流程及其默认计划。"""
     for name, entry in _registry().items():
@@ -49,7 +51,7 @@ def run_cmd(
     if as_json:
         print_json(result)
     else:
-        console.print(f"{name} 完成：{result}")
+        console.print(f"{safe(name)} 完成：{safe(result)}")
 
 
 def serve_all(database_url: str, timezone: str) -> None:

@@ -21,11 +21,13 @@ from safeloop.cli.common import (
     EvidenceOpt,
     JsonOpt,
     as_of_option,
+    code_arg,
     console,
     handle_errors,
     open_session,
     print_json,
 )
+from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from safeloop.timeparse import parse_local, to_local
 from safeloop.yamlfile import read_yaml
 from states import engine
@@ -72,7 +74,7 @@ def report_cmd(
     if as_json:
         print_json(result.__dict__)
     else:
-        console.print(f"已上报隐患 [bold]{result.code}[/]（{HAZARD.state_label(result.to_state)}）")
+        console.print(f"已上报隐患 [bold]{safe(result.code)}[/]（{HAZARD.state_label(result.to_state)}）")
 
 
 def _parse_plan(plan_file: Path | None, parts: list[str] | None) -> dict[str, str]:
@@ -93,7 +95,7 @@ def _parse_plan(plan_file: Path | None, parts: list[str] | None) -> dict[str, st
 @app.command("fire")
 @handle_errors
 def fire_cmd(
-    code: Annotated[str, typer.Argument(help="隐患编号，如 YH-000001")],
+    code: Annotated[str, code_arg("隐患编号，如 YH-000001")],
     event: Annotated[str, typer.Argument(help="操作：" + "、".join(HAZARD.events))],
     actor: AsOpt,
     role: Annotated[str | None, typer.Option(help="以哪个角色操作（默认自动选择）")] = None,
@@ -135,14 +137,15 @@ def fire_cmd(
         print_json(result.__dict__)
     else:
         console.print(
-            f"{result.code}：{HAZARD.event_label(event)} 完成，"
+            f"{safe(result.code)}：{HAZARD.event_label(event)} 完成，"
             f"{HAZARD.state_label(result.from_state)} → [bold]{HAZARD.state_label(result.to_state)}[/]"
         )
 
 
 @app.command("events")
 @handle_errors
-def events_cmd(code: str, actor: AsOpt, as_json: JsonOpt = False) -> None:
+def events_cmd(code: Annotated[str, code_arg("隐患编号")], actor: AsOpt,
+               as_json: JsonOpt = False) -> None:
     """列出此人现在可以对该隐患执行的操作。"""
     with open_session() as session:
         rules = engine.allowed_events(session, HAZARD, code, actor)
@@ -225,15 +228,15 @@ def list_cmd(
     for header in ("编号", "名称", "等级", "状态", "单位", "责任人", "期限", "升级"):
         table.add_column(header, no_wrap=header in ("编号", "状态"))
     for r in records:
-        table.add_row(r["code"], r["title"], HazardGrade(r["grade"]).label, r["state_label"],
-                      r["unit_name"], r["owner_name"] or "", r["deadline"],
-                      str(r["escalation_level"] or ""))
+        table.add_row(*cells(r["code"], r["title"], HazardGrade(r["grade"]).label, r["state_label"],
+                             r["unit_name"], r["owner_name"] or "", r["deadline"],
+                             r["escalation_level"] or ""))
     console.print(table)
 
 
 @app.command("show")
 @handle_errors
-def show_cmd(code: str, as_json: JsonOpt = False) -> None:
+def show_cmd(code: Annotated[str, code_arg("隐患编号")], as_json: JsonOpt = False) -> None:
     """显示一条隐患的台账字段和全部操作记录。"""
     from safeloop.cli.audit import history
 
@@ -248,7 +251,7 @@ def show_cmd(code: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(record)
         return
-    table = Table(title=f"隐患 {code}", show_header=False)
+    table = Table(title=f"隐患 {safe(code)}", show_header=False)
     labels = {"title": "名称", "state_label": "状态", "grade_label": "等级", "category_label": "类别",
               "unit_name": "单位", "location": "地点", "found_at": "发现时间", "finder": "发现人",
               "owner_name": "整改责任人", "deadline": "整改期限", "measures": "整改措施",
@@ -258,10 +261,10 @@ def show_cmd(code: str, as_json: JsonOpt = False) -> None:
               "version": "版本"}
     for key, label in labels.items():
         if record.get(key) not in (None, ""):
-            table.add_row(label, str(record[key]))
+            table.add_row(*cells(label, record[key], limit=DETAIL_LIMIT))
     if record["plan"]:
         for key, label in PLAN_PARTS.items():
-            table.add_row(f"方案·{label}", str(record["plan"].get(key, "")))
+            table.add_row(*cells(f"方案·{label}", record["plan"].get(key, ""), limit=DETAIL_LIMIT))
     console.print(table)
     from safeloop.cli.audit import print_history
 

@@ -19,11 +19,13 @@ from safeloop.cli.common import (
     AsOpt,
     JsonOpt,
     as_of_option,
+    code_arg,
     console,
     handle_errors,
     open_session,
     print_json,
 )
+from safeloop.cli.output import cells, safe
 from safeloop.timeparse import to_local
 from safeloop.yamlfile import read_yaml
 from states import engine
@@ -33,6 +35,7 @@ from states.inspection import INSPECTION
 app = typer.Typer(help="隐患排查任务：查看、开始、提交结果、审核（inspection tasks）",
                   no_args_is_help=True)
 TASK = InspectionTask.__table__  # type: ignore[attr-defined]
+TaskArg = Annotated[str, code_arg("排查任务编号")]
 
 
 def due_day(period_end: Any, zone: str) -> str:
@@ -48,14 +51,14 @@ def _fire(code: str, event: str, actor: str, as_of: str | None, as_json: bool,
     if as_json:
         print_json(result.__dict__)
         return
-    console.print(f"{result.code}：{INSPECTION.event_label(event)} 完成，"
+    console.print(f"{safe(result.code)}：{INSPECTION.event_label(event)} 完成，"
                   f"{INSPECTION.state_label(result.from_state)} → "
                   f"[bold]{INSPECTION.state_label(result.to_state)}[/]")
 
 
 @app.command("start")
 @handle_errors
-def start_cmd(task: str, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
+def start_cmd(task: TaskArg, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """开始检查。"""
     _fire(task, "start", actor, as_of, as_json)
 
@@ -86,7 +89,7 @@ def read_results(session: Any, path: Path) -> list[dict[str, Any]]:
 @app.command("submit")
 @handle_errors
 def submit_cmd(
-    task: str,
+    task: TaskArg,
     actor: AsOpt,
     results: Annotated[Path, typer.Option("--results", help="检查结果 YAML/JSON 文件")],
     as_of: AsOfOpt = None,
@@ -103,21 +106,21 @@ def submit_cmd(
     if as_json:
         print_json({**result.__dict__, "hazards": hazards})
         return
-    console.print(f"{result.code}：检查结果已提交（{INSPECTION.state_label(result.to_state)}）")
+    console.print(f"{safe(result.code)}：检查结果已提交（{INSPECTION.state_label(result.to_state)}）")
     if hazards:
-        console.print(f"不合格项已生成隐患：{'、'.join(hazards)}")
+        console.print(f"不合格项已生成隐患：{safe('、'.join(hazards))}")
 
 
 @app.command("review")
 @handle_errors
-def review_cmd(task: str, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
+def review_cmd(task: TaskArg, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """审核检查结果（审核人不能是检查人）。"""
     _fire(task, "review", actor, as_of, as_json)
 
 
 @app.command("return")
 @handle_errors
-def return_cmd(task: str, actor: AsOpt,
+def return_cmd(task: TaskArg, actor: AsOpt,
                reason: Annotated[str, typer.Option("--reason", help="退回原因")],
                as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """退回重检。"""
@@ -126,7 +129,7 @@ def return_cmd(task: str, actor: AsOpt,
 
 @app.command("cancel")
 @handle_errors
-def cancel_cmd(task: str, actor: AsOpt,
+def cancel_cmd(task: TaskArg, actor: AsOpt,
                reason: Annotated[str, typer.Option("--reason", help="取消原因")],
                as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """取消任务（须填写原因）。"""
@@ -177,14 +180,14 @@ def list_cmd(
     for header in ("编号", "单位", "频次", "周期", "状态", "截止", "检查人"):
         table.add_column(header, no_wrap=header in ("编号", "状态"))
     for r in rows:
-        table.add_row(r["code"], r["name"], r["cadence"], r["period_key"], r["state_label"],
-                      r["due"], r["assignee"] or "")
+        table.add_row(*cells(r["code"], r["name"], r["cadence"], r["period_key"], r["state_label"],
+                             r["due"], r["assignee"] or ""))
     console.print(table)
 
 
 @app.command("show")
 @handle_errors
-def show_cmd(task: str, as_json: JsonOpt = False) -> None:
+def show_cmd(task: TaskArg, as_json: JsonOpt = False) -> None:
     """显示任务、检查表和结果。"""
     from safeloop.cli.audit import history, print_history
 
@@ -204,8 +207,8 @@ def show_cmd(task: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(record)
         return
-    console.print(f"[bold]{record['code']}[/]  {INSPECTION.state_label(record['state'])}  "
-                  f"截止 {record['due']}")
+    console.print(f"[bold]{safe(record['code'])}[/]  {INSPECTION.state_label(record['state'])}  "
+                  f"截止 {safe(record['due'])}")
     outcomes = {r["item"]: r for r in record["results"] or []}
     table = Table(title="检查表")
     for header in ("编号", "检查内容", "依据", "结果"):
@@ -213,7 +216,7 @@ def show_cmd(task: str, as_json: JsonOpt = False) -> None:
     labels = {"pass": "合格", "fail": "不合格", "na": "不适用"}
     for item in items:
         result = outcomes.get(item["code"])
-        table.add_row(item["code"], item["text"], item["basis"],
-                      labels[result["outcome"]] if result else "")
+        table.add_row(*cells(item["code"], item["text"], item["basis"],
+                             labels.get(result["outcome"], result["outcome"]) if result else ""))
     console.print(table)
     print_history(record["history"])

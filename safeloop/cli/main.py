@@ -10,13 +10,16 @@ import typer
 from safeloop import orgfile
 from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, supervision
 from safeloop.cli import report as report
-from safeloop.cli.common import STATE, console, err_console, handle_errors, open_session, print_json
+from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json
+from safeloop.cli.output import err_console, message, safe
+from safeloop.cli.usage import ZhGroup
 from safeloop.diagram import mermaid
 from safeloop.schema import upgrade
 from states.errors import SafeloopError
 from states.registry import WORKFLOWS, get_workflow
 
 app = typer.Typer(
+    cls=ZhGroup,
     help="safeloop — 安全生产双重预防机制工作流（隐患闭环、分级排查、挂牌督办、审计留痕）",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -50,7 +53,7 @@ def main(
     try:
         STATE.settings  # noqa: B018  -- every setting and --db checked before any command runs
     except SafeloopError as exc:
-        err_console.print(f"[bold red]错误：[/]{exc.message}")
+        err_console.print(f"[bold red]错误：[/]{message(exc.message)}")
         raise typer.Exit(exc.exit_code) from exc
 
 
@@ -66,7 +69,7 @@ def init_cmd() -> None:
         upgrade(engine)
     finally:
         engine.dispose()
-    console.print(f"数据库已就绪：{engine.url.render_as_string(hide_password=True)}")
+    console.print(f"数据库已就绪：{safe(engine.url.render_as_string(hide_password=True))}")
 
 
 @org_app.command("load")
@@ -84,7 +87,8 @@ def org_load_cmd(
         return
     created = "，".join(f"{k} {v}" for k, v in report.created.items()) or "无"
     updated = "，".join(f"{k} {v}" for k, v in report.updated.items()) or "无"
-    console.print(f"组织文件已加载：新增 {created}；更新 {updated}（审计序号 {report.audit_seq}）")
+    console.print(f"组织文件已加载：新增 {created}；更新 {updated}（审计序号 {report.audit_seq}）",
+                  markup=False)
 
 
 def _diagram_command(name: str) -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 from models.db import make_engine
 from safeloop.bounds import check_id
 from safeloop.cli.common import STATE, JsonOpt, console, err_console, handle_errors, print_json
+from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from safeloop.timeparse import to_local
 from states.errors import InvalidInput, NotFound
 
@@ -50,9 +51,9 @@ def test_cmd(
                            markdown=channel.markdown, timeout=settings.notify_timeout_s)
     shown = channels.mask(url)
     if result.ok:
-        console.print(f"已发送到 {shown}（{result.seconds * 1000:.0f} ms）")
+        console.print(f"已发送到 {safe(shown)}（{result.seconds * 1000:.0f} ms）")
         return
-    err_console.print(f"[bold red]发送失败：[/]{shown}：{result.error}")
+    err_console.print(f"[bold red]发送失败：[/]{safe(shown)}：{safe(result.error)}")
     raise typer.Exit(1)
 
 
@@ -80,9 +81,10 @@ def check_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(summary)
         return
-    console.print(f"消息模板 {summary['templates']} 个有效；路由文件 {summary['routing'] or '（未设置）'}："
+    routing_file = safe(summary["routing"] or "（未设置）")
+    console.print(f"消息模板 {summary['templates']} 个有效；路由文件 {routing_file}："
                   f"人员 {summary['people']}、单位 {summary['units']}、角色 {summary['roles']}，"
-                  f"共 {summary['channels']} 个渠道；规则：{'、'.join(summary['rules'])}")
+                  f"共 {summary['channels']} 个渠道；规则：{safe('、'.join(summary['rules']))}")
 
 
 def _engine() -> Any:
@@ -128,13 +130,14 @@ def list_cmd(
         print_json({"counts": counts, "items": rows})
         return
     summary = "，".join(f"{STATUS_LABELS.get(k, k)} {v}" for k, v in sorted(counts.items())) or "无"
-    table = Table(title=f"通知 outbox（{summary}）")
+    table = Table(title=f"通知 outbox（{safe(summary)}）")
     for header in ("编号", "时间", "模板", "事项", "接收人", "状态", "尝试", "下次尝试", "最后错误"):
         table.add_column(header, no_wrap=header in ("编号", "状态"))
     for r in rows:
-        table.add_row(str(r["id"]), r["created_at"], r["template"], r["code"] or "",
-                      r["recipient"], STATUS_LABELS.get(r["status"], r["status"]),
-                      str(r["attempts"]), r["next_attempt_at"], (r["last_error"] or "")[:60])
+        table.add_row(*cells(r["id"], r["created_at"], r["template"], r["code"] or "",
+                             r["recipient"], STATUS_LABELS.get(r["status"], r["status"]),
+                             r["attempts"], r["next_attempt_at"]),
+                      *cells(r["last_error"] or "", limit=60))
     console.print(table)
 
 
@@ -170,21 +173,22 @@ def show_cmd(message_id: Annotated[int, typer.Argument(help="outbox 编号")],
     if as_json:
         print_json(record)
         return
-    console.print(f"[bold]#{row['id']}[/] {row['template']} → {row['recipient']}："
-                  f"{STATUS_LABELS.get(row['status'], row['status'])}，已尝试 {row['attempts']} 次"
-                  + (f"，下次 {record['next_attempt_at']}" if record["next_attempt_at"] else "")
+    console.print(f"[bold]#{row['id']}[/] {safe(row['template'])} → {safe(row['recipient'])}："
+                  f"{safe(STATUS_LABELS.get(row['status'], row['status']))}，已尝试 {row['attempts']} 次"
+                  + (f"，下次 {safe(record['next_attempt_at'])}" if record["next_attempt_at"] else "")
                   + (f"（摘要 #{row['digest_of']}）" if row["digest_of"] else ""))
     if row["last_error"]:
-        console.print(f"最后错误：{row['last_error']}", markup=False)
-    console.print(f"\n[bold]{preview.title}[/]")
-    console.print(preview.body, markup=False)
+        console.data(f"最后错误：{row['last_error']}")
+    console.print(f"\n[bold]{safe(preview.title)}[/]")
+    console.data(preview.body, limit=20 * DETAIL_LIMIT)
     if deliveries:
         table = Table(title="发送记录")
         for header in ("渠道", "状态", "次数", "送达时间", "最后错误"):
             table.add_column(header)
         for d in record["deliveries"]:
-            table.add_row(d["channel"], "已送达" if d["status"] == "sent" else "失败",
-                          str(d["attempts"]), d["sent_at"], (d["last_error"] or "")[:80])
+            table.add_row(*cells(d["channel"], "已送达" if d["status"] == "sent" else "失败",
+                                 d["attempts"], d["sent_at"]),
+                          *cells(d["last_error"] or "", limit=80))
         console.print(table)
 
 

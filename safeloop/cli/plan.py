@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from models import ChecklistItem, ChecklistTemplate, InspectionPlan, Person, Unit
 from safeloop import checklists, plans
-from safeloop.cli.common import JsonOpt, console, handle_errors, open_session, print_json
+from safeloop.cli.common import JsonOpt, code_arg, console, handle_errors, open_session, print_json
+from safeloop.cli.output import cells, safe
 from states.errors import InvalidInput
 
 checklist_app = typer.Typer(help="检查表模板（隐患排查表）", no_args_is_help=True)
@@ -34,7 +35,7 @@ def checklist_load(
             template_id, created = checklists.load(session, path)
             loaded.append((path.name, template_id, created))
     for name, template_id, created in loaded:
-        console.print(f"{name}：{'已加载' if created else '已存在，未改变'}（模板 {template_id}）")
+        console.print(f"{safe(name)}：{'已加载' if created else '已存在，未改变'}（模板 {template_id}）")
 
 
 @checklist_app.command("list")
@@ -55,14 +56,14 @@ def checklist_list(as_json: JsonOpt = False) -> None:
     for header in ("编号", "版本", "名称", "层级", "项数"):
         table.add_column(header)
     for r in rows:
-        table.add_row(r["key"], str(r["version"]), r["name"], r["tier"], str(r["items"]))
+        table.add_row(*cells(r["key"], r["version"], r["name"], r["tier"], r["items"]))
     console.print(table)
 
 
 @plan_app.command("add")
 @handle_errors
 def plan_add(
-    key: Annotated[str, typer.Argument(help="计划编号")],
+    key: Annotated[str, code_arg("计划编号")],
     unit: Annotated[str, typer.Option(help="被检查单位编号")],
     cadence: Annotated[str | None, typer.Option(
         help="频次：daily/weekly/monthly/quarterly/yearly/seasonal/pre_holiday（默认按层级）")] = None,
@@ -81,7 +82,7 @@ def plan_add(
                           active_until=_date(active_until, "--until"))
     with open_session() as session:
         plans.add(session, spec)
-    console.print(f"排查计划 {key} 已新增")
+    console.print(f"排查计划 {safe(key)} 已新增")
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -114,6 +115,8 @@ def plan_list(as_json: JsonOpt = False) -> None:
     for header in ("编号", "名称", "单位", "频次", "检查表", "检查人", "日历"):
         table.add_column(header)
     for r in rows:
-        table.add_row(r["key"], r["name"], r["unit"], plans.CADENCES.get(r["cadence"], r["cadence"]),
-                      r["template"], r["assignee"] or "", plans.CALENDAR_MODES[r["calendar_mode"]])
+        table.add_row(*cells(r["key"], r["name"], r["unit"],
+                             plans.CADENCES.get(r["cadence"], r["cadence"]), r["template"],
+                             r["assignee"] or "",
+                             plans.CALENDAR_MODES.get(r["calendar_mode"], r["calendar_mode"])))
     console.print(table)

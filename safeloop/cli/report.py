@@ -24,6 +24,7 @@ from safeloop.cli.common import (
     print_json,
     writing,
 )
+from safeloop.cli.output import safe
 from safeloop.reports import (
     build_bulletin,
     build_stats,
@@ -87,14 +88,15 @@ def stats_cmd(
                                  as_of=moment, zone=settings.timezone)
         finally:
             session.rollback()
-    with writing(output):
-        (write_csv if kind == "csv" else write_xlsx)(report, output)
+    with writing(output) as temp:
+        (write_csv if kind == "csv" else write_xlsx)(report, temp)
     if as_json:
         print_json({"file": str(output), "format": kind, "period": the_period.key,
                     "title": report.title, "enterprises": len(report.enterprises),
                     "jurisdictions": len(report.jurisdictions)})
         return
-    console.print(f"已生成《{report.title}》（{kind}，企业 {len(report.enterprises)} 家）→ {output}")
+    console.print(f"已生成《{safe(report.title)}》（{kind}，企业 {len(report.enterprises)} 家）"
+                  f"→ {safe(output)}")
 
 
 @app.command("bulletin")
@@ -134,8 +136,8 @@ def bulletin_cmd(
         finally:
             session.rollback()
     text = render_bulletin(bulletin, "html" if kind == "html" else "md")
-    with writing(output):
-        output.write_text(text, encoding="utf-8", newline="\n")
+    with writing(output) as temp:
+        temp.write_text(text, encoding="utf-8", newline="\n")
     summary = {"overdue_major": len(bulletin.overdue),
                "hazard_escalations": len(bulletin.hazard_escalations),
                "listing_escalations": len(bulletin.listing_escalations),
@@ -143,4 +145,4 @@ def bulletin_cmd(
     if as_json:
         print_json({"file": str(output), "format": kind, "period": month.key, **summary})
         return
-    console.print(f"已生成《安全生产违规行为通报》（{month.label}，{kind}）→ {output}")
+    console.print(f"已生成《安全生产违规行为通报》（{month.label}，{kind}）→ {safe(output)}")

@@ -23,6 +23,8 @@ from safeloop.cli.common import (
     AsOpt,
     JsonOpt,
     as_of_option,
+    code_arg,
+    code_option,
     console,
     ensure_writable,
     handle_errors,
@@ -30,6 +32,7 @@ from safeloop.cli.common import (
     print_json,
     writing,
 )
+from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from safeloop.cli.supervision import SetOpt, parse_sets
 from safeloop.timeparse import to_local
 from states import engine, risk_checklists, risk_grading
@@ -40,7 +43,8 @@ app = typer.Typer(help="风险分级管控：风险点辨识、评价（LEC/LS�
                   no_args_is_help=True)
 RP = RiskPoint.__table__  # type: ignore[attr-defined]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="原因/说明")]
-EnterpriseArg = Annotated[str, typer.Argument(help="企业编号")]
+EnterpriseArg = Annotated[str, code_arg("企业编号")]
+CodeArg = Annotated[str, code_arg("风险点编号，如 FX-000001")]
 OutOpt = Annotated[Path, typer.Option("--out", help="输出文件")]
 # Events that change which checklist items a plan carries (对表检查).
 RESYNC_EVENTS = {"approve", "retire", "revise"}
@@ -50,7 +54,7 @@ def _echo_result(result: Any, as_json: bool) -> None:
     if as_json:
         print_json(result.__dict__)
         return
-    console.print(f"{result.code}：{RISK.event_label(result.event)} 完成，"
+    console.print(f"{safe(result.code)}：{RISK.event_label(result.event)} 完成，"
                   f"{RISK.state_label(result.from_state)} → [bold]{RISK.state_label(result.to_state)}[/]")
 
 
@@ -97,7 +101,7 @@ def area_cmd(enterprise: EnterpriseArg,
     with open_session() as session:
         _id, created = risks.set_area(session, enterprise, name, points, actor=actor,
                                       as_of=as_of_option(as_of))
-    console.print(f"区域「{name}」已{'登记' if created else '更新坐标'}（{len(points)} 个顶点）")
+    console.print(f"区域「{safe(name)}」已{'登记' if created else '更新坐标'}（{len(points)} 个顶点）")
 
 
 @app.command("load")
@@ -145,13 +149,13 @@ def add_cmd(
     if as_json:
         print_json(result.__dict__)
     else:
-        console.print(f"已登记风险点 [bold]{result.code}[/]（{RISK.state_label(result.to_state)}）")
+        console.print(f"已登记风险点 [bold]{safe(result.code)}[/]（{RISK.state_label(result.to_state)}）")
 
 
 @app.command("evaluate")
 @handle_errors
 def evaluate_cmd(
-    code: str, actor: AsOpt,
+    code: CodeArg, actor: AsOpt,
     method: Annotated[str, typer.Option(help="lec（D=L×E×C）或 ls（R=L×S 风险矩阵）")],
     factor: Annotated[list[str], typer.Option("--factor", "-f", help="因素取值，如 L=6，可重复")],
     note: Annotated[str, typer.Option(help="评价说明")] = "",
@@ -178,14 +182,14 @@ def evaluate_cmd(
 
 @app.command("approve")
 @handle_errors
-def approve_cmd(code: str, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
+def approve_cmd(code: CodeArg, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """审批风险分级（单位负责人或以上；不能是评价人本人），生效后纳入对应层级的排查表。"""
     _fire(code, "approve", actor, {}, None, as_of, as_json)
 
 
 @app.command("fire")
 @handle_errors
-def fire_cmd(code: str, event: Annotated[str, typer.Argument(help="操作：" + "、".join(RISK.events))],
+def fire_cmd(code: CodeArg, event: Annotated[str, typer.Argument(help="操作：" + "、".join(RISK.events))],
              actor: AsOpt, sets: SetOpt = None, reason: ReasonOpt = None, as_of: AsOfOpt = None,
              as_json: JsonOpt = False) -> None:
     """对风险点执行其他操作，如 report_change --set trigger=accident --reason …；retire --reason …。"""
@@ -194,7 +198,7 @@ def fire_cmd(code: str, event: Annotated[str, typer.Argument(help="操作：" + 
 
 @app.command("events")
 @handle_errors
-def events_cmd(code: str, actor: AsOpt) -> None:
+def events_cmd(code: CodeArg, actor: AsOpt) -> None:
     """列出此人现在可以对该风险点执行的操作。"""
     with open_session() as session:
         rules = engine.allowed_events(session, RISK, code, actor)
@@ -235,8 +239,8 @@ def list_cmd(enterprise: Annotated[str | None, typer.Option(help="企业编号")
     for r in rows:
         score = f"{r['method'].upper()} {r['score']:g}" if r["method"] else "—"
         review = to_local(r["review_due"], zone, "%Y-%m-%d") if r["review_due"] else "—"
-        table.add_row(r["code"], r["name"], RISK.state_label(r["state"]), score, _grade(r["grade"]),
-                      _grade(r["approved_grade"]), review)
+        table.add_row(*cells(r["code"], r["name"], RISK.state_label(r["state"]), score,
+                             _grade(r["grade"]), _grade(r["approved_grade"]), review))
     console.print(table)
 
 
@@ -249,27 +253,31 @@ def _grade(value: str | None) -> str:
 
 @app.command("show")
 @handle_errors
-def show_cmd(code: str, as_json: JsonOpt = False) -> None:
+def show_cmd(code: CodeArg, as_json: JsonOpt = False) -> None:
     """显示风险点详情和操作记录。"""
     with open_session() as session:
         record = entity_with_history(session, RISK, code)
     if as_json:
         print_json(record)
         return
-    table = Table(title=f"风险点 {code}", show_header=False)
-    table.add_row("名称", record["name"])
-    table.add_row("状态", RISK.state_label(record["state"]))
-    table.add_row("危险有害因素", "；".join(record["hazard_factors"] or []))
-    table.add_row("事故类型", "、".join(record["accident_types"] or []))
+    table = Table(title=f"风险点 {safe(code)}", show_header=False)
+
+    def row(label: str, value: Any) -> None:
+        table.add_row(*cells(label, value, limit=DETAIL_LIMIT))
+
+    row("名称", record["name"])
+    row("状态", RISK.state_label(record["state"]))
+    row("危险有害因素", "；".join(record["hazard_factors"] or []))
+    row("事故类型", "、".join(record["accident_types"] or []))
     if record["method"]:
         factors = " × ".join(f"{k}={v:g}" for k, v in (record["factors"] or {}).items())
-        table.add_row("评价", f"{risk_grading.METHODS[record['method']]}：{factors} = {record['score']:g}")
-    table.add_row("评价等级", _grade(record["grade"]))
-    table.add_row("生效等级", _grade(record["approved_grade"]))
+        row("评价", f"{risk_grading.METHODS[record['method']]}：{factors} = {record['score']:g}")
+    row("评价等级", _grade(record["grade"]))
+    row("生效等级", _grade(record["approved_grade"]))
     for m in record["measures"] or []:
-        table.add_row(MeasureKind(m["kind"]).label, m["text"])
+        row(MeasureKind(m["kind"]).label, m["text"])
     if record["review_reason"]:
-        table.add_row("复评原因", record["review_reason"])
+        row("复评原因", record["review_reason"])
     console.print(table)
     print_history(record["history"])
 
@@ -279,21 +287,24 @@ def show_cmd(code: str, as_json: JsonOpt = False) -> None:
 def export_cmd(enterprise: EnterpriseArg, out: OutOpt,
                fmt: Annotated[str, typer.Option("--format", help="xlsx 或 csv")] = "xlsx") -> None:
     """导出风险清单（管控责任清单、管控措施清单）。"""
-    from safeloop.reports.risk_list import write_risk_list_csv, write_risk_list_xlsx
+    from safeloop.reports.risk_list import csv_paths, risk_list_csv, write_risk_list_xlsx
 
     if fmt not in ("xlsx", "csv"):
         raise InvalidInput(f"未知格式「{fmt}」，可用：xlsx、csv")
-    ensure_writable(out)
+    targets = [out] if fmt == "xlsx" else csv_paths(out)
+    for target in (out, *targets):  # the named path too: /dev/full-….csv is not what was meant
+        ensure_writable(target)
     with open_session() as session:
         name, views = risks.risk_views(session, enterprise, zone=STATE.settings.timezone)
     today = _today()
-    with writing(out):
-        if fmt == "xlsx":
-            write_risk_list_xlsx(views, out, enterprise=name, as_of=today)
-            written = [out]
-        else:
-            written = write_risk_list_csv(views, out, enterprise=name, as_of=today)
-    console.print(f"风险清单：{len(views)} 个风险点 → " + "、".join(str(p) for p in written))
+    if fmt == "xlsx":
+        with writing(out) as temp:
+            write_risk_list_xlsx(views, temp, enterprise=name, as_of=today)
+    else:
+        for target, text in risk_list_csv(views, out, enterprise=name, as_of=today):
+            with writing(target) as temp:
+                temp.write_text(text, encoding="utf-8-sig", newline="")
+    console.print(f"风险清单：{len(views)} 个风险点 → " + "、".join(safe(p) for p in targets))
 
 
 @app.command("map")
@@ -307,15 +318,15 @@ def map_cmd(enterprise: EnterpriseArg, out: OutOpt, as_of: AsOfOpt = None) -> No
     ensure_writable(out)
     with open_session() as session:
         drawing = risks.risk_map(session, enterprise, as_of=day, zone=STATE.settings.timezone)
-    with writing(out):
-        out.write_text(render_risk_map(drawing), encoding="utf-8")
-    console.print(f"四色分布图：{len(drawing.areas)} 个区域 → {out}")
+    with writing(out) as temp:
+        temp.write_text(render_risk_map(drawing), encoding="utf-8")
+    console.print(f"四色分布图：{len(drawing.areas)} 个区域 → {safe(out)}")
 
 
 @app.command("card")
 @handle_errors
 def card_cmd(enterprise: EnterpriseArg, out: OutOpt,
-             code: Annotated[list[str] | None, typer.Option(
+             code: Annotated[list[str] | None, code_option(
                  "--code", help="只输出这些风险点，可重复")] = None) -> None:
     """生成安全风险告知卡（可打印的 HTML，每张一页；--out 以 .pdf 结尾时输出 PDF）。"""
     from safeloop.reports.risk_card import render_cards
@@ -332,13 +343,14 @@ def card_cmd(enterprise: EnterpriseArg, out: OutOpt,
     if out.suffix.lower() == ".pdf":
         from safeloop.reports.pdf import write_pdf
 
-        with writing(out):
-            pdf = write_pdf(html, out)
-        console.print(f"告知卡：{len(views)} 张，PDF {pdf.pages} 页（字体：{'、'.join(pdf.fonts)}）→ {out}")
+        with writing(out) as temp:
+            pdf = write_pdf(html, temp)
+        console.print(f"告知卡：{len(views)} 张，PDF {pdf.pages} 页（字体：{safe('、'.join(pdf.fonts))}）"
+                      f"→ {safe(out)}")
         return
-    with writing(out):
-        out.write_text(html, encoding="utf-8")
-    console.print(f"告知卡：{len(views)} 张 → {out}")
+    with writing(out) as temp:
+        temp.write_text(html, encoding="utf-8")
+    console.print(f"告知卡：{len(views)} 张 → {safe(out)}")
 
 
 @app.command("derive")

@@ -18,11 +18,13 @@ from safeloop.cli.common import (
     EvidenceOpt,
     JsonOpt,
     as_of_option,
+    code_arg,
     console,
     handle_errors,
     open_session,
     print_json,
 )
+from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from safeloop.timeparse import parse_local, to_local
 from safeloop.yamlfile import read_yaml
 from states import engine
@@ -36,6 +38,7 @@ listing_app = typer.Typer(help="挂牌督办：提请、挂牌、进展、延期
 order_app = typer.Typer(help="责令停产停业整顿与复产", no_args_is_help=True)
 annual_app = typer.Typer(help="年度监督检查计划：编制、备案、启用", no_args_is_help=True)
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="参数 键=值，可重复")]
+CodeArg = Annotated[str, code_arg("编号")]
 TIME_KEYS = {"deadline"}
 
 
@@ -70,7 +73,7 @@ def _fire(workflow: Workflow, code: str, event: str, actor: str, sets: list[str]
     if as_json:
         print_json(result.__dict__)
         return
-    console.print(f"{result.code}：{workflow.event_label(event)} 完成，"
+    console.print(f"{safe(result.code)}：{workflow.event_label(event)} 完成，"
                   f"{workflow.state_label(result.from_state)} → "
                   f"[bold]{workflow.state_label(result.to_state)}[/]")
 
@@ -83,7 +86,7 @@ def _create(workflow: Workflow, actor: str, data: dict[str, Any], reason: str | 
     if as_json:
         print_json(result.__dict__)
     else:
-        console.print(f"已创建{workflow.label} [bold]{result.code}[/]"
+        console.print(f"已创建{workflow.label} [bold]{safe(result.code)}[/]"
                       f"（{workflow.state_label(result.to_state)}）")
 
 
@@ -115,13 +118,14 @@ def _show(workflow: Workflow, code: str, as_json: bool) -> None:
     if as_json:
         print_json(record)
         return
-    table = Table(title=f"{workflow.label} {code}", show_header=False)
+    table = Table(title=f"{workflow.label} {safe(code)}", show_header=False)
     zone = STATE.settings.timezone
     for key, value in record.items():
         if key == "history" or value in (None, "", []):
             continue
         shown = to_local(value, zone) if hasattr(value, "tzinfo") else str(value)
-        table.add_row(key, workflow.state_label(value) if key == "state" else shown)
+        table.add_row(*cells(key, workflow.state_label(value) if key == "state" else shown,
+                             limit=DETAIL_LIMIT))
     console.print(table)
     print_history(record["history"])
 
@@ -131,7 +135,7 @@ def _show(workflow: Workflow, code: str, as_json: bool) -> None:
 
 @listing_app.command("propose")
 @handle_errors
-def listing_propose(hazard: Annotated[str, typer.Argument(help="重大隐患编号")], actor: AsOpt,
+def listing_propose(hazard: Annotated[str, code_arg("重大隐患编号")], actor: AsOpt,
                     department: Annotated[str | None, typer.Option(help="监管部门编号")] = None,
                     as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """提请对一条重大隐患挂牌督办。"""
@@ -150,7 +154,7 @@ def listing_propose(hazard: Annotated[str, typer.Argument(help="重大隐患编�
 @listing_app.command("fire")
 @handle_errors
 def listing_fire(
-    code: str,
+    code: CodeArg,
     event: Annotated[str, typer.Argument(help="操作：" + "、".join(LISTING.events))],
     actor: AsOpt, sets: SetOpt = None, files: EvidenceOpt = None,
     reason: Annotated[str | None, typer.Option("--reason", help="原因/说明")] = None,
@@ -178,14 +182,14 @@ def listing_list(state: Annotated[str | None, typer.Option(help="按状态筛选
         table.add_column(header, no_wrap=header == "编号")
     for r in rows:
         overdue = [label for _d, (_due, _done, col, label, _s) in DUTIES.items() if r[col]]
-        table.add_row(r["code"], LISTING.state_label(r["state"]), to_local(r["deadline"], zone),
-                      LEVELS.get(r["escalation_level"], "—"), "、".join(overdue))
+        table.add_row(*cells(r["code"], LISTING.state_label(r["state"]), to_local(r["deadline"], zone),
+                             LEVELS.get(r["escalation_level"], "—"), "、".join(overdue)))
     console.print(table)
 
 
 @listing_app.command("show")
 @handle_errors
-def listing_show(code: str, as_json: JsonOpt = False) -> None:
+def listing_show(code: CodeArg, as_json: JsonOpt = False) -> None:
     """显示挂牌督办详情和操作记录。"""
     _show(LISTING, code, as_json)
 
@@ -208,7 +212,7 @@ def order_create(actor: AsOpt, unit: Annotated[str, typer.Option(help="被责令
 
 @order_app.command("fire")
 @handle_errors
-def order_fire(code: str,
+def order_fire(code: CodeArg,
                event: Annotated[str, typer.Argument(help="操作：" + "、".join(SUSPENSION.events))],
                actor: AsOpt, files: EvidenceOpt = None,
                reason: Annotated[str | None, typer.Option("--reason")] = None,
@@ -231,8 +235,8 @@ def order_list(state: Annotated[str | None, typer.Option()] = None,
     for header in ("编号", "状态", "理由", "下达时间"):
         table.add_column(header)
     for r in rows:
-        table.add_row(r["code"], SUSPENSION.state_label(r["state"]), r["reason"],
-                      to_local(r["ordered_at"], STATE.settings.timezone))
+        table.add_row(*cells(r["code"], SUSPENSION.state_label(r["state"]), r["reason"],
+                             to_local(r["ordered_at"], STATE.settings.timezone)))
     console.print(table)
 
 
@@ -253,7 +257,7 @@ def annual_draft(actor: AsOpt, file: Annotated[Path, typer.Argument(
 
 @annual_app.command("fire")
 @handle_errors
-def annual_fire(code: str,
+def annual_fire(code: CodeArg,
                 event: Annotated[str, typer.Argument(help="操作：" + "、".join(ANNUAL_PLAN.events))],
                 actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """年度计划的操作：file（备案）、activate（启用）、refresh、close。"""
@@ -262,7 +266,7 @@ def annual_fire(code: str,
 
 @annual_app.command("show")
 @handle_errors
-def annual_show(code: str, as_json: JsonOpt = False) -> None:
+def annual_show(code: CodeArg, as_json: JsonOpt = False) -> None:
     """显示年度计划（含各企业的检查频次及加倍原因）。"""
     rows = [r for r in _rows(ANNUAL_PLAN, None) if r["code"] == code]
     if not rows:
@@ -271,13 +275,14 @@ def annual_show(code: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(plan)
         return
-    console.print(f"[bold]{plan['code']}[/] {plan['year']} 年 {ANNUAL_PLAN.state_label(plan['state'])}")
+    console.print(f"[bold]{safe(plan['code'])}[/] {safe(plan['year'])} 年 "
+                  f"{ANNUAL_PLAN.state_label(plan['state'])}")
     table = Table(title="检查对象与频次")
     for header in ("企业", "基准频次（次/年）", "执行频次", "说明"):
         table.add_column(header)
     for e in plan["entries"] or []:
-        table.add_row(e.get("name", e["enterprise"]), str(e.get("base_frequency", e["frequency"])),
-                      str(e["frequency"]), e.get("reason", "未启用，尚未计算"))
+        table.add_row(*cells(e.get("name", e["enterprise"]), e.get("base_frequency", e["frequency"]),
+                             e["frequency"], e.get("reason", "未启用，尚未计算")))
     console.print(table)
 
 
@@ -301,14 +306,14 @@ def duty_list(state: Annotated[str | None, typer.Option()] = None, as_json: Json
     for header in ("编号", "期间", "期限", "状态"):
         table.add_column(header, no_wrap=True)
     for r in rows:
-        table.add_row(r["code"], r["period_key"], to_local(r["due_at"], STATE.settings.timezone),
-                      STAT_REPORT.state_label(r["state"]))
+        table.add_row(*cells(r["code"], r["period_key"], to_local(r["due_at"], STATE.settings.timezone),
+                             STAT_REPORT.state_label(r["state"])))
     console.print(table)
 
 
 @duty_app.command("submit")
 @handle_errors
-def duty_submit(code: str, actor: AsOpt, files: EvidenceOpt = None,
+def duty_submit(code: CodeArg, actor: AsOpt, files: EvidenceOpt = None,
                 summary: Annotated[str, typer.Option(help="说明")] = "",
                 as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """主要负责人签字报送统计报表（可附盖章的报表文件）。"""

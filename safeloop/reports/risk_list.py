@@ -9,6 +9,7 @@ and both formats are built from the same rows, so the workbook and the CSV never
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -192,21 +193,34 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def write_risk_list_csv(risks: list[RiskView], path: Path, *, enterprise: str, as_of: date) -> list[Path]:
-    """Write ``<stem>-管控责任清单.csv`` and ``<stem>-管控措施清单.csv`` next to ``path``; return them.
+def csv_paths(path: Path) -> list[Path]:
+    """The two CSV files for ``path``: ``<stem>-管控责任清单.csv`` and ``<stem>-管控措施清单.csv``."""
+    return [path.with_name(f"{path.stem}-{name}.csv") for name in (DUTY_SHEET, MEASURE_SHEET)]
 
-    Each file mirrors its sheet (title block, header, rows) and is a function of the input
-    alone, so the same risks give the same bytes.
-    """
+
+def risk_list_csv(risks: list[RiskView], path: Path, *, enterprise: str,
+                  as_of: date) -> list[tuple[Path, str]]:
+    """Each CSV file's path (from ``csv_paths``) and text, so a caller can write them as it must
+    (the CLI writes each atomically). Each file mirrors its sheet (title block, header, rows) and
+    is a function of the input alone, so the same risks give the same bytes."""
+    files = []
+    for target, (_name, columns, title, rows) in zip(csv_paths(path), _tables(risks, enterprise, as_of),
+                                                      strict=True):
+        handle = io.StringIO(newline="")
+        out = csv.writer(handle)
+        for line in title:
+            out.writerow([line])
+        out.writerow([c.header for c in columns])
+        for row in rows:
+            out.writerow([_text(v) for v in row])
+        files.append((target, handle.getvalue()))
+    return files
+
+
+def write_risk_list_csv(risks: list[RiskView], path: Path, *, enterprise: str, as_of: date) -> list[Path]:
+    """Write the two CSV files next to ``path`` (UTF-8 with a BOM, for Excel); return them."""
     written = []
-    for name, columns, title, rows in _tables(risks, enterprise, as_of):
-        target = path.with_name(f"{path.stem}-{name}.csv")
-        with target.open("w", encoding="utf-8-sig", newline="") as handle:
-            out = csv.writer(handle)
-            for line in title:
-                out.writerow([line])
-            out.writerow([c.header for c in columns])
-            for row in rows:
-                out.writerow([_text(v) for v in row])
+    for target, text in risk_list_csv(risks, path, enterprise=enterprise, as_of=as_of):
+        target.write_text(text, encoding="utf-8-sig", newline="")
         written.append(target)
     return written
