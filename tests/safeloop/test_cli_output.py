@@ -87,12 +87,15 @@ def test_markup_in_user_text_is_shown_literally_everywhere(cli):
 
 
 def test_commands_that_save_then_print_user_text_exit_0(cli):
-    added = cli("plan", "add", MARKUP, "--unit", "jinhua-team-a")
-    assert added.exit_code == 0 and f"排查计划 {MARKUP} 已新增" in added.output
+    slash = cli("plan", "add", MARKUP, "--unit", "jinhua-team-a")  # keys hold no "/"
+    assert slash.exit_code == 2 and MARKUP in slash.output
+    key = "[b]甲"
+    added = cli("plan", "add", key, "--unit", "jinhua-team-a")
+    assert added.exit_code == 0 and f"排查计划 {key} 已新增" in added.output
     keys = [p["key"] for p in json.loads(cli("plan", "list", "--json").output)]
-    assert keys == [MARKUP]
+    assert keys == [key]
     listed = cli("plan", "list")
-    assert listed.exit_code == 0 and MARKUP in listed.output
+    assert listed.exit_code == 0 and key in listed.output
     area = cli("risk", "area", "jinhua", MARKUP, "--polygon", "0,0 10,0 10,10", "--as", "li.anquan")
     assert area.exit_code == 0, area.output
     assert f"区域「{MARKUP}」已登记" in area.output
