@@ -14,11 +14,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from models.db import make_engine
-from states.audit import HASHED_FIELDS, row_hash, verify
+from states.audit import STORED_FIELDS, entry_hash, verify
 from tests.conftest import BACKENDS
 from tests.helpers import fire, fresh_database, is_zh, walk_to
 
-FIELDS = (*HASHED_FIELDS, "hash")
+FIELDS = STORED_FIELDS
 
 
 def build_chain(session: Session) -> int:
@@ -125,7 +125,7 @@ def forge_chained(conn: Connection, n: int) -> int:
     last = read_row(conn, n)
     values = {**last, "seq": n + 1, "event": "accept", "actor": "mallory", "actor_role": "principal",
               "comment": "伪造", "prev_hash": last["hash"]}
-    values["hash"] = row_hash([values[f] for f in HASHED_FIELDS])
+    values["hash"] = entry_hash(values)
     cols = ", ".join(FIELDS)
     conn.execute(text(f"INSERT INTO audit_entry ({cols}) VALUES ({', '.join(':' + c for c in FIELDS)})"),
                  values)
