@@ -157,31 +157,44 @@ def _compare(conn: Connection, report: CheckpointReport, point: Checkpoint, wher
 
 def _check_file(conn: Connection, report: CheckpointReport, file: Path,
                 written: list[str | None]) -> None:
-    """The configured file: this chain's lines must match; other chains' are a warning; a
-    missing file is a problem when this chain's checkpoints were written to it."""
-    path = str(file.resolve())
-    if not file.exists():
+    """The configured file and every other file this chain's checkpoints were written to: this
+    chain's lines must match and other chains' are a warning; a missing file is a problem when
+    this chain's checkpoints were written to it, else a warning."""
+    configured = str(file.resolve())
+    paths = [configured, *sorted({w for w in written if w and w != configured})]
+    for path in paths:
         count = sum(1 for w in written if w == path)
-        if count:
-            report.problems.append(f"检查点文件 {file} 不存在，但本链有 {count} 个检查点写入过它："
-                                   "文件被删除或移走")
-        else:
-            elsewhere = sorted({w for w in written if w})
-            report.warnings.append(
-                f"检查点文件 {file} 不存在（本链的检查点从未写入该文件"
-                + (f"，而是写入了 {'、'.join(elsewhere)}" if elsewhere else "") + "）")
+        shown = file if path == configured else Path(path)
+        if not shown.exists():
+            if count:
+                report.problems.append(f"检查点文件 {shown} 不存在，但本链有 {count} 个检查点"
+                                       "写入过它：文件被删除或移走")
+            else:
+                elsewhere = "、".join(paths[1:])
+                report.warnings.append(
+                    f"检查点文件 {shown} 不存在（本链的检查点从未写入该文件"
+                    + (f"，写入的是 {elsewhere}" if elsewhere else "") + "）")
+            continue
+        _check_lines(conn, report, shown)
+
+
+def _check_lines(conn: Connection, report: CheckpointReport, file: Path) -> None:
+    try:
+        points = read_file(file)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        report.problems.append(f"检查点文件 {file} 无法读取或解析（{exc}）：文件被改动")
         return
     others: dict[str, int] = {}
-    for point in read_file(file):
+    for point in points:
         if point.chain_id is None:
-            _compare(conn, report, point, "检查点文件中未注明所属链的（旧格式）")
+            _compare(conn, report, point, f"检查点文件 {file} 中未注明所属链的（旧格式）")
         elif point.chain_id == report.chain_id:
-            _compare(conn, report, point, "检查点文件中")
+            _compare(conn, report, point, f"检查点文件 {file} 中")
         else:
             others[point.chain_id] = others.get(point.chain_id, 0) + 1
     for other, count in sorted(others.items()):
         report.warnings.append(f"检查点文件 {file} 中有 {count} 个检查点属于另一条链（{other}），"
-                               "未用于校验本链")
+                               "与本链无关，未用于校验本链")
 
 
 def _check_anchor(conn: Connection, report: CheckpointReport, seq: int, digest: str,
