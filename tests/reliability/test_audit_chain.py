@@ -6,6 +6,7 @@ never goes backwards. Every attack here passed verify before the chain had these
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from models import OutboxMessage
 from models.db import make_engine
 from safeloop.cli.main import app
 from states import audit, checkpoint
+from tests.conftest import BACKENDS
 from tests.helpers import fire, fresh_database, is_zh, walk_to
 from tests.reliability.test_tamper import FIELDS, build_chain, is_sqlite
 
@@ -360,3 +362,112 @@ def test_engine_rows_are_version_2_with_a_recorded_time(org: Session) -> None:
     org.rollback()
     assert rows and all(r.hash_version == 2 and r.recorded_at and r.simulated is not None
                         for r in rows)
+
+
+# ---- version 1 rows written before version 2 still verify beside new rows --------------------
+
+
+@contextmanager
+def database_at(backend: str, directory: Path, revision: str) -> Iterator[str]:
+    """An empty database migrated only up to ``revision``."""
+    from safeloop.schema import upgrade
+    from tests.conftest import PG_URL, _pg_url_with_schema
+
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / 'old.db'}"
+        eng = make_engine(url)
+        upgrade(eng, revision)
+        eng.dispose()
+        yield url
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL or "")
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = _pg_url_with_schema(schema)
+    eng = make_engine(url)
+    upgrade(eng, revision)
+    eng.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+V1_COMMENTS = ['引号"与\\反斜杠', "换行\n制表\t", None, "emoji 😀", "分隔符\u2028"]
+
+
+def write_v1_trail(url: str) -> tuple[int, str]:
+    """Rows as the code before version 2 wrote them, and a checkpoint of their head."""
+    eng = make_engine(url)
+    prev = audit.GENESIS
+    with eng.begin() as conn:
+        for seq, comment in enumerate(V1_COMMENTS, start=1):
+            values = [seq, "hazard", seq, f"YH-{seq:06d}", "report", None, "reported", "sun.banzhang",
+                      "inspector", f"2026-11-0{seq}T01:00:00.000000Z", comment, '{"n":1}', None, prev]
+            row = dict(zip(audit.HASHED_FIELDS, values, strict=True))
+            prev = row["hash"] = audit.row_hash(values)
+            conn.execute(text(f"INSERT INTO audit_entry ({', '.join(row)}) VALUES "
+                              f"({', '.join(':' + c for c in row)})"), row)
+        conn.execute(text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": len(V1_COMMENTS), "h": prev})
+        conn.execute(text("INSERT INTO audit_checkpoint (seq, hash, taken_at) VALUES (:s, :h, 't')"),
+                     {"s": len(V1_COMMENTS), "h": prev})
+    eng.dispose()
+    return len(V1_COMMENTS), prev
+
+
+def verdict_both_ways(conn, monkeypatch: pytest.MonkeyPatch) -> list[audit.VerifyResult]:
+    """verify with SQLite's json_array (on SQLite) and with the Python encoder."""
+    results = [audit.verify(conn)]
+    with monkeypatch.context() as patch:
+        patch.setattr(audit, "_sqlite_json", lambda _cursor: False)
+        results.append(audit.verify(conn, batch=2))
+    return results
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_version_1_trail_upgraded_then_version_2_rows_verify(
+        backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safeloop.schema import upgrade
+
+    with database_at(backend, tmp_path, "0005") as url:
+        seq, digest = write_v1_trail(url)
+        eng = make_engine(url)
+        upgrade(eng)  # 0006: the columns, a chain id, the triggers
+        with Session(eng, expire_on_commit=False) as session:
+            conn = session.connection()
+            chain = audit.chain_id(conn)
+            assert conn.execute(text("SELECT chain_id FROM audit_checkpoint")).scalar_one() == chain
+            assert {r[0] for r in conn.execute(text("SELECT hash_version FROM audit_entry"))} == {1}
+            audit.append(conn, [entry(10, channel="web", credential="session-7"),
+                                entry(11, simulated=True)])
+            session.commit()
+            conn = session.connection()
+            results = verdict_both_ways(conn, monkeypatch)
+            assert all(r.ok and r.count == seq + 2 for r in results), results
+            assert conn.execute(text("SELECT prev_hash FROM audit_entry WHERE seq = :s"),
+                                {"s": seq + 1}).scalar_one() == digest  # v2 chained onto v1
+            session.rollback()
+            assert checkpoint.check(session).ok
+
+            originals = {r.seq: dict(r._mapping) for r in session.connection().execute(text(
+                "SELECT seq, comment, channel, hash_version FROM audit_entry WHERE seq <= 4"))}
+            session.rollback()
+            drop_all_triggers(session)
+            for bad_seq, statement in ((2, "UPDATE audit_entry SET comment = 'x' WHERE seq = 2"),
+                                       (3, "UPDATE audit_entry SET channel = 'web' WHERE seq = 3"),
+                                       (4, "UPDATE audit_entry SET hash_version = 2 WHERE seq = 4")):
+                session.connection().exec_driver_sql(statement)
+                session.commit()
+                bad = verdict_both_ways(session.connection(), monkeypatch)
+                session.rollback()
+                assert [(r.ok, r.first_bad_seq) for r in bad] == [(False, bad_seq)] * 2, statement
+                session.connection().execute(text(
+                    "UPDATE audit_entry SET comment = :comment, channel = :channel, "
+                    "hash_version = :hash_version WHERE seq = :seq"), originals[bad_seq])
+                session.commit()
+            assert audit.verify(session.connection()).ok
+            session.rollback()
+        eng.dispose()

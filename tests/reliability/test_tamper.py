@@ -162,6 +162,15 @@ TAMPERS: dict[str, Tamper] = {
     "edit first row": edit("entity_code", "other.yaml", seq=1),
     "edit hash": edit("hash", "f" * 64, seq=3),
     "edit prev_hash": edit("prev_hash", "0" * 64, seq=5),
+    "edit recorded time": edit("recorded_at", "2026-01-01T00:00:00.000000Z"),
+    "edit channel": edit("channel", "web"),
+    "edit credential": edit("credential", "session-42"),
+    "edit simulated": edit("simulated", True),
+    "simulated not a boolean": lambda conn, n: (
+        edit("simulated", 7)(conn, n) if conn.dialect.name == "sqlite"
+        else pytest.skip("PostgreSQL's boolean column holds only booleans")),
+    "downgrade to version 1": edit("hash_version", 1),
+    "unknown version": edit("hash_version", 3, seq=6),
     "delete middle row": delete_middle,
     "delete last row": delete_last,
     "insert forged chained row": forge_chained,
