@@ -17,6 +17,7 @@ from sqlmodel import Session
 from models.db import make_engine
 from safeloop import orgfile
 from safeloop.schema import upgrade
+from tests.worktree_guard import working_tree_unchanged  # noqa: F401  (session-wide, autouse)
 
 PG_URL = os.environ.get("SAFELOOP_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
