@@ -273,7 +273,7 @@ _SQLITE_V2 = (
     "CASE simulated WHEN 1 THEN json('true') WHEN 0 THEN json('false') END, prev_hash)"
 )
 _SQLITE_ROWS = (
-    "SELECT seq, prev_hash, hash, CAST(CASE "
+    "SELECT seq, prev_hash, hash, recorded_at, CAST(CASE "
     f"WHEN hash_version = 2 AND (simulated IS NULL OR simulated IN (0, 1)) THEN {_SQLITE_V2} "
     "WHEN hash_version = 1 AND recorded_at IS NULL AND channel IS NULL AND credential IS NULL "
     f"AND simulated IS NULL THEN {_SQLITE_V1} END AS BLOB) "
@@ -335,19 +335,22 @@ def verify(conn: Connection, *, batch: int = 500) -> VerifyResult:
     fast digest is wrong is re-encoded with ``stored_hash`` before it is called tampered, so the
     fast paths can only be slower, never less strict. Each row is encoded by its own
     ``hash_version``; a row with no valid encoding has no digest and is reported as tampered.
+    Recorded times (version 2) must never go backwards: a row recorded before its predecessor
+    was not written by ``append`` (a forged or back-filled row).
     """
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     fast = conn.dialect.name == "sqlite" and _sqlite_json(cursor)
     cursor.execute(_SQLITE_ROWS if fast else _PLAIN_ROWS)
     expected_seq, prev, count = 1, GENESIS, 0
+    recorded_last: str | None = None  # the latest recorded time so far
     sha256, hexdigest, text = hashlib.sha256, _HEXDIGEST, _canonical_text
     try:
         while chunk := cursor.fetchmany(batch):
             if fast:
-                seqs, links, stored, blobs = zip(*chunk, strict=True)
+                seqs, links, stored, recorded, blobs = zip(*chunk, strict=True)
             else:
                 columns = tuple(zip(*chunk, strict=True))
-                seqs, links, stored = columns[1], columns[18], columns[19]
+                seqs, links, stored, recorded = columns[1], columns[18], columns[19], columns[14]
                 blobs = [None if (values := canonical_values(row)) is None
                          else text(values).encode("utf-8") for row in chunk]
             try:
@@ -355,9 +358,14 @@ def verify(conn: Connection, *, batch: int = 500) -> VerifyResult:
             except TypeError:  # a row without a valid encoding (None): no digest
                 digests = tuple(None if b is None else hexdigest(sha256(b)) for b in blobs)
             n = len(digests)
+            times = [t for t in recorded if t is not None]
+            if recorded_last is not None:
+                times.insert(0, recorded_last)
             if (digests == stored and links[0] == prev and links[1:] == digests[:-1]
-                    and seqs == tuple(range(expected_seq, expected_seq + n))):
+                    and seqs == tuple(range(expected_seq, expected_seq + n))
+                    and times == sorted(times)):
                 expected_seq, prev, count = expected_seq + n, digests[-1], count + n
+                recorded_last = times[-1] if times else None
                 continue
             for i, (seq, link, digest) in enumerate(zip(seqs, links, digests, strict=True)):
                 if seq != expected_seq:
@@ -373,6 +381,13 @@ def verify(conn: Connection, *, batch: int = 500) -> VerifyResult:
                 if digest is None or digest != stored[i]:
                     reason = f"第 {seq} 条的内容与其哈希不符（记录被篡改）"
                     return VerifyResult(False, count, prev, seq, reason)
+                moment = recorded[i]
+                if moment is not None:
+                    if recorded_last is not None and moment < recorded_last:
+                        reason = (f"第 {seq} 条的记录时间 {moment} 早于上一条的 {recorded_last}"
+                                  "（记录时间倒退：伪造或补写的记录）")
+                        return VerifyResult(False, count, prev, seq, reason)
+                    recorded_last = moment
                 prev = digest
                 expected_seq += 1
                 count += 1

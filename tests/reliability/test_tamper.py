@@ -48,6 +48,16 @@ def bypass_triggers(session: Session) -> None:
     session.commit()
 
 
+def bypass_head_trigger(session: Session) -> None:
+    """So that a fixture can put a pristine trail's head back (it only moves forward)."""
+    conn = session.connection()
+    if is_sqlite(session):
+        conn.exec_driver_sql("DROP TRIGGER audit_head_forward_only")
+    else:
+        conn.exec_driver_sql("ALTER TABLE audit_head DISABLE TRIGGER USER")
+    session.commit()
+
+
 def read_row(conn: Connection, seq: int) -> dict[str, Any]:
     cols = ", ".join(FIELDS)
     return dict(conn.execute(text(f"SELECT {cols} FROM audit_entry WHERE seq = :s"),
@@ -132,6 +142,20 @@ def forge_chained(conn: Connection, n: int) -> int:
     return n + 1
 
 
+def forge_backdated(conn: Connection, n: int) -> int:
+    """A perfectly chained row, and the head moved onto it (the head's trigger allows that), but
+    recorded before its predecessor: only ``append`` keeps recorded times in order."""
+    last = read_row(conn, n)
+    values = {**last, "seq": n + 1, "actor": "mallory", "recorded_at": "2020-01-01T00:00:00.000000Z",
+              "prev_hash": last["hash"]}
+    values["hash"] = entry_hash(values)
+    cols = ", ".join(FIELDS)
+    conn.execute(text(f"INSERT INTO audit_entry ({cols}) VALUES ({', '.join(':' + c for c in FIELDS)})"),
+                 values)
+    conn.execute(text("UPDATE audit_head SET seq = :seq, hash = :hash"), values)
+    return n + 1
+
+
 def forge_unchained(conn: Connection, n: int) -> int:
     last = read_row(conn, n)
     values = {**last, "seq": n + 1, "actor": "mallory", "hash": "e" * 64}
@@ -175,6 +199,7 @@ TAMPERS: dict[str, Tamper] = {
     "delete last row": delete_last,
     "insert forged chained row": forge_chained,
     "insert forged row": forge_unchained,
+    "insert forged backdated row": forge_backdated,
     "swap two rows": swap,
 }
 
@@ -209,6 +234,7 @@ def tamperable(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         with Session(eng, expire_on_commit=False) as session:
             n = build_chain(session)
             bypass_triggers(session)
+            bypass_head_trigger(session)
             conn = session.connection()
             rows = [dict(r) for r in conn.execute(
                 text(f"SELECT {', '.join(FIELDS)} FROM audit_entry ORDER BY seq")).mappings()]

@@ -22,7 +22,13 @@ from models.db import make_engine
 from states import audit
 from tests.conftest import BACKENDS
 from tests.helpers import fire, fresh_database, walk_to
-from tests.reliability.test_tamper import FIELDS, TAMPERS, build_chain, bypass_triggers
+from tests.reliability.test_tamper import (
+    FIELDS,
+    TAMPERS,
+    build_chain,
+    bypass_head_trigger,
+    bypass_triggers,
+)
 
 BATCHES = (1, 2, 3, 7, 500)
 
@@ -45,9 +51,9 @@ def reference_digest(row: Any) -> str | None:
 def reference(conn: Connection) -> dict[str, Any]:
     """The verifier as it was before the chunked fast path: one row at a time, Python encoder."""
     rows = conn.execute(text(f"SELECT {', '.join(FIELDS)} FROM audit_entry ORDER BY seq")).all()
-    expected, prev, count = 1, audit.GENESIS, 0
+    expected, prev, count, last = 1, audit.GENESIS, 0, None
     for row in rows:
-        seq, link, stored = row[1], row[18], row[19]
+        seq, link, stored, moment = row[1], row[18], row[19], row[14]
         if seq != expected:
             reason = f"序号不连续：缺少第 {expected} 条，下一条为第 {seq} 条（有记录被删除或插入）"
             return audit.VerifyResult(False, count, prev, min(expected, seq), reason).to_dict()
@@ -58,6 +64,12 @@ def reference(conn: Connection) -> dict[str, Any]:
         if digest is None or digest != stored:
             reason = f"第 {seq} 条的内容与其哈希不符（记录被篡改）"
             return audit.VerifyResult(False, count, prev, seq, reason).to_dict()
+        if moment is not None:
+            if last is not None and moment < last:
+                reason = (f"第 {seq} 条的记录时间 {moment} 早于上一条的 {last}"
+                          "（记录时间倒退：伪造或补写的记录）")
+                return audit.VerifyResult(False, count, prev, seq, reason).to_dict()
+            last = moment
         prev, expected, count = digest, expected + 1, count + 1
     head = conn.execute(text("SELECT seq, hash FROM audit_head WHERE id = 1")).first()
     if head is not None and (int(head[0]), str(head[1])) != (count, prev):
@@ -96,6 +108,7 @@ def trail(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 fire(session, hid, "extend_deadline", "wang.zhuren",
                      data={"deadline": f"2027-01-{i + 1:02d}T00:00:00Z"}, comment=comment)
             bypass_triggers(session)
+            bypass_head_trigger(session)
             conn = session.connection()
             rows = [dict(r) for r in conn.execute(
                 text(f"SELECT {', '.join(FIELDS)} FROM audit_entry ORDER BY seq")).mappings()]
