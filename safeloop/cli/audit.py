@@ -18,7 +18,7 @@ from safeloop.cli.common import STATE, JsonOpt, console, err_console, handle_err
 from safeloop.timeparse import to_local
 from states import audit as chain
 from states import checkpoint
-from states.audit import STORED_FIELDS
+from states.audit import HASHED_FIELDS, V2_FIELDS
 from states.checkpoint import CHECKPOINT_FILE
 from states.errors import InvalidInput, NotFound
 from states.registry import WORKFLOWS
@@ -27,7 +27,8 @@ from states.workflow import Workflow
 
 app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-EXPORT_FIELDS = STORED_FIELDS  # every hashed field of either version, then the hash
+# Version 1's columns first (where earlier exports had them), then what version 2 added.
+EXPORT_FIELDS = (*HASHED_FIELDS, "hash", "hash_version", *V2_FIELDS)
 
 
 def history(session: Session, entity_type: str, entity_id: int) -> list[dict[str, Any]]:
