@@ -252,6 +252,8 @@ def _chain(seq: int, prev: str, recorded_at: str,
     rows: list[tuple[Any, ...]] = []
     text, sha256 = _canonical_text, hashlib.sha256
     for entry in entries:
+        if entry.channel is not None and entry.channel not in CHANNELS:
+            raise ValueError(f"audit channel must be one of {CHANNELS} or None: {entry.channel!r}")
         seq += 1
         values = (
             HASH_VERSION, seq, entry.entity_type, entry.entity_id, entry.entity_code, entry.event,

@@ -354,6 +354,14 @@ def test_recorded_at_never_goes_backwards(session: Session) -> None:
     session.rollback()
 
 
+def test_unknown_channel_is_refused(session: Session) -> None:
+    with pytest.raises(ValueError, match="channel"):
+        audit.append(session.connection(), [entry(1, channel="telepathy")])
+    session.rollback()
+    assert audit.lock_head(session.connection())[0] == 0
+    session.rollback()
+
+
 def test_engine_rows_are_version_2_with_a_recorded_time(org: Session) -> None:
     """Every existing caller of PendingEntry (the engine here) writes version 2 rows."""
     walk_to(org, "closed")
