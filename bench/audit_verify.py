@@ -1,7 +1,8 @@
 """``states.audit.verify`` over a long chain: auditors and the checkpoint flow walk the whole trail.
 
-The chain is built fast (hashes via ``states.audit.row_hash`` in HASHED_FIELDS order, rows bulk
-inserted with raw sqlite3 executemany, then ``audit_head`` set) because going through the engine
+The chain is built fast (version 2 rows, as every new row is: hashes via ``states.audit.row_hash``
+in HASHED_FIELDS_V2 order, rows bulk inserted with raw sqlite3 executemany, then ``audit_head``
+set) because going through the engine
 would take far longer than the thing measured. The reference is plain ``hashlib.sha256`` over the
 same canonical bytes, already encoded (untimed), in the same process: the floor that any verifier
 in Python must pay; the notes add the sampled rate of encoding + hashing pre-fetched rows.
@@ -24,8 +25,8 @@ NAME = "audit_verify"
 TARGET_RATE = 200_000.0
 _CHUNK = 50_000
 _INSERT = (
-    f"INSERT INTO audit_entry ({', '.join(audit.HASHED_FIELDS)}, hash) "
-    f"VALUES ({', '.join('?' * (len(audit.HASHED_FIELDS) + 1))})"
+    f"INSERT INTO audit_entry ({', '.join(audit.STORED_FIELDS)}) "
+    f"VALUES ({', '.join('?' * len(audit.STORED_FIELDS))})"
 )
 
 # One hazard's life as (event, from, to, actor, role, comment, data): realistic field sizes.
@@ -47,7 +48,7 @@ _LIFE: tuple[tuple[str, str | None, str, str, str, str | None, str], ...] = (
 
 
 def _chain(count: int, reference: Stopwatch) -> Iterator[list[tuple[object, ...]]]:
-    """Chunks of complete audit rows (HASHED_FIELDS values + hash), chained from GENESIS.
+    """Chunks of complete audit rows (STORED_FIELDS: version 2 values + hash), chained from GENESIS.
 
     Each row is encoded once with the verifier's own canonical encoder and hashed; the first row
     of every chunk is cross-checked against ``states.audit.row_hash``. The chunk's canonical bytes
@@ -60,12 +61,12 @@ def _chain(count: int, reference: Stopwatch) -> Iterator[list[tuple[object, ...]
         event, source, dest, actor, role, comment, data = life[step]
         if step == 0:
             at = audit.format_at(SEED_AT + timedelta(minutes=entity))
-        values = (index + 1, "hazard", entity + 1, f"YH-{entity + 1:06d}", event, source, dest,
-                  actor, role, at, comment, data, None, prev)
+        values = (2, index + 1, "hazard", entity + 1, f"YH-{entity + 1:06d}", event, source, dest,
+                  actor, role, at, comment, data, None, at, "cli", None, False, prev)
         blob = encode(list(values)).encode("utf-8")
         prev = sha256(blob).hexdigest()
-        if not rows and audit.row_hash(values) != prev:
-            raise AssertionError("bench encoding drifted from states.audit.row_hash")
+        if not rows and audit.stored_hash(values) != prev:
+            raise AssertionError("bench encoding drifted from states.audit.stored_hash")
         rows.append((*values, prev))
         blobs.append(blob)
         if len(rows) == _CHUNK or index == count - 1:
@@ -102,13 +103,13 @@ def encode_rate(path: Path, rows: int = _CHUNK) -> float:
     """Rows/s of canonical encoding + sha256 over the first rows, fetched beforehand (a sample)."""
     conn = raw_connect(path)
     fetched = conn.execute(
-        f"SELECT {', '.join(audit.HASHED_FIELDS)} FROM audit_entry ORDER BY seq LIMIT ?", (rows,)
-    ).fetchall()
+        f"SELECT {', '.join(audit.HASHED_FIELDS_V2)} FROM audit_entry ORDER BY seq LIMIT ?",
+        (rows,)).fetchall()
     conn.close()
-    encode, sha256 = audit._encode, hashlib.sha256
+    encode, sha256, canonical = audit._encode, hashlib.sha256, audit.canonical_values
     start = time.perf_counter()
     for row in fetched:
-        sha256(encode(list(row)).encode("utf-8")).hexdigest()
+        sha256(encode(list(canonical(row))).encode("utf-8")).hexdigest()
     return len(fetched) / (time.perf_counter() - start)
 
 
@@ -131,6 +132,6 @@ def run(quick: bool = False, profile: bool = False) -> Result:
         sampled = encode_rate(path)
     size = "1M" if n == 1_000_000 else f"{n:,}"
     return Result.of(NAME, n, measured, reference, TARGET_RATE,
-                     notes=f"{size}-row chain; baseline = sha256 alone over the same canonical "
-                           f"bytes; canonical encoding + sha256 of pre-fetched rows runs at "
-                           f"{sampled:,.0f}/s (sampled)")
+                     notes=f"{size}-row chain of version 2 rows; baseline = sha256 alone over "
+                           f"the same canonical bytes; canonical encoding + sha256 of pre-fetched "
+                           f"rows runs at {sampled:,.0f}/s (sampled)")

@@ -7,7 +7,7 @@ JSON. ``AuditHead`` is the single row holding the chain's head; locking it seria
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Text
+from sqlalchemy import BigInteger, Index, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -30,6 +30,12 @@ class AuditEntry(SQLModel, table=True):
     flow_run_id: str | None = Field(default=None, max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+    hash_version: int = Field(default=1, sa_type=SmallInteger,
+                              sa_column_kwargs={"server_default": "1"})
+    recorded_at: str | None = Field(default=None, max_length=32)
+    channel: str | None = Field(default=None, max_length=16)  # cli, web, api, flow
+    credential: str | None = Field(default=None, max_length=64)  # session/token id, never a secret
+    simulated: bool | None = Field(default=None)  # business time allowed in the past (demo, import)
 
 
 class AuditHead(SQLModel, table=True):
@@ -38,6 +44,7 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = Field(default=0, sa_type=BigInteger)
     hash: str = Field(max_length=64)
+    chain_id: str = Field(max_length=36)  # a uuid given at init; checkpoints name it
 
 
 class AuditCheckpoint(SQLModel, table=True):
@@ -50,3 +57,5 @@ class AuditCheckpoint(SQLModel, table=True):
     hash: str = Field(max_length=64)
     taken_at: str = Field(max_length=32)
     flow_run_id: str | None = Field(default=None, max_length=64)
+    chain_id: str = Field(max_length=36)
+    file: str | None = Field(default=None, sa_type=Text)  # where it was also written, if anywhere

@@ -6,12 +6,17 @@ a fix on the spot with evidence, an overdue hazard escalated twice and extended,
 regrade; then risk grading (register, LEC/LS evaluation, approval, a re-grading after an
 accident, the risk list, four-colour map and notice cards) and, optionally, a simulated month
 of tiered inspections whose checklists carry the approved risks' measures. It ends with
-``audit verify`` and ``audit replay``.
+``audit verify`` (its checkpoints included) and ``audit replay``.
+
+Everything it writes stays beside its database: evidence, outputs and its own checkpoint file in
+``safeloop-demo-data``. It rebuilds only a database it made itself (marked with a SQLite
+application id), so ``--path`` pointing at anything else is refused rather than deleted.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,8 +40,8 @@ from safeloop.reports.risk_list import write_risk_list_xlsx
 from safeloop.reports.risk_map import render_risk_map
 from safeloop.schema import upgrade
 from safeloop.simulation import Stats, simulate, summary_rows
-from states import audit, engine, risk_grading
-from states.errors import SafeloopError
+from states import audit, checkpoint, engine, risk_grading
+from states.errors import InvalidInput, SafeloopError
 from states.hazard import ESCALATION_LEVELS, HAZARD, PLAN_PARTS
 from states.replay import replay
 from states.risk import RISK
@@ -46,6 +51,8 @@ ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)  # a Monday morning
 DEMO_ORG = Path(__file__).parent / "data" / "demo_org.yaml"
 DEMO_RISKS = Path(__file__).parent / "data" / "demo_risks.yaml"
+DEMO_APPLICATION_ID = 0x53464C44  # "SFLD" in the SQLite header: a database this demo made
+SQLITE_MAGIC = b"SQLite format 3\x00"
 FULL_PLAN = {
     "objectives": "更换失效安全阀，恢复储罐超压保护，隐患彻底消除",
     "methods": "倒罐降压后停用 2 号储罐，拆除旧阀，安装经校验的新安全阀并试验起跳压力",
@@ -61,6 +68,7 @@ class Demo:
     session: Session
     storage: Path
     console: Console
+    checkpoints: Path | None = None
     codes: dict[str, str] = field(default_factory=dict)
     refusals: int = 0
     sim: tuple[Stats, datetime, float] | None = None
@@ -102,18 +110,44 @@ class Demo:
         return self.at(day, 18)
 
 
+def is_demo_database(path: Path) -> bool:
+    """Whether ``path`` is a SQLite database carrying the demo's application id (read-only)."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                return False
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return bool(conn.execute("PRAGMA application_id").fetchone()[0] == DEMO_APPLICATION_ID)
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        return False
+
+
+def prepare(path: Path) -> None:
+    """Remove the previous demo database at ``path`` (with its WAL files); refuse anything else."""
+    if path.exists() or path.is_symlink():
+        if not is_demo_database(path):
+            raise InvalidInput(f"「{path}」已存在，且不是演示程序创建的数据库：演示不会删除或覆盖它，"
+                               "请用 --path 指定一个新文件")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def run_demo(path: Path, console: Console, days: int = 30) -> int:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    prepare(path)
     db = make_engine(f"sqlite:///{path}")
+    with db.begin() as conn:
+        conn.exec_driver_sql(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
     upgrade(db)
-    storage = path.parent / "safeloop-demo-data"
+    storage = path.parent.resolve() / "safeloop-demo-data"
     console.soft_wrap = True
     console.rule("[bold]safeloop 演示：忻州经济开发区 隐患排查治理闭环")
     with Session(db, expire_on_commit=False) as session:
         orgfile.load(session, DEMO_ORG)
         console.print(f"数据库：{path}（SQLite，WAL）；组织：2 家企业、10 个单位、11 名人员")
-        demo = Demo(session, storage, console)
+        demo = Demo(session, storage, console, storage / checkpoint.CHECKPOINT_FILE)
         _scenario(demo)
         _risks(demo)
         if days > 0:
@@ -274,7 +308,8 @@ def _simulate(d: Demo, url: str, days: int) -> None:
     console.print(f"\n[bold]10. 分级排查：{count} 个排查计划（班组日查、车间周查、厂矿月查、集团公司季查），"
                   f"Prefect 流程逐日运行 {days} 天（每天 00:05 生成任务、18:00 期限巡检，每周审计检查点）")
     started = time.monotonic()
-    stats = simulate(d.session, console, start=START.date(), days=days, database_url=url)
+    stats = simulate(d.session, console, start=START.date(), days=days, database_url=url,
+                     checkpoint_file=str(d.checkpoints) if d.checkpoints else None)
     d.sim = (stats, START.astimezone(UTC) + timedelta(days=days), time.monotonic() - started)
 
 
@@ -338,13 +373,18 @@ def _summary(d: Demo) -> bool:
     result = audit.verify(conn)
     replayed = replay(conn)
     session.rollback()
+    points = checkpoint.check(session, d.checkpoints, verified=result)
     if result.ok:
         console.print(f"[green]audit verify：审计链校验通过[/]，{result.count} 条，"
-                      f"链头 {result.head_hash[:16]}…")
+                      f"链头 {result.head_hash[:16]}…，对照检查点 {points.checked} 个")
     else:
         console.print(f"[red]audit verify 失败：第 {result.first_bad_seq} 条 {result.reason}[/]")
+    for problem in points.problems:
+        console.print(f"[red]检查点不符：{problem}[/]")
     if replayed.ok:
         console.print(f"[green]audit replay：回放一致[/]，{replayed.entities} 个实体")
     else:
         console.print(f"[red]audit replay：{len(replayed.differences)} 处差异[/]")
-    return result.ok and replayed.ok
+    console.print(f"自行校验：safeloop --db sqlite:///{d.session.get_bind().url.database} audit verify "
+                  f"--checkpoint-file {d.checkpoints}")
+    return result.ok and points.ok and replayed.ok

@@ -104,7 +104,8 @@ def build_world(session: Session, zone: str, seed: int) -> World:
 
 
 def simulate(session: Session, console: Console, *, start: date, days: int, database_url: str,
-             zone: str = "Asia/Shanghai", seed: int = 20201) -> Stats:
+             zone: str = "Asia/Shanghai", seed: int = 20201,
+             checkpoint_file: str | None = None) -> Stats:
     """Run ``days`` days: materialise in the morning, people act, sweep in the evening."""
     from flows.common import prefect_defaults, use_database
 
@@ -131,7 +132,7 @@ def simulate(session: Session, console: Console, *, start: date, days: int, data
             sweep_deadlines(as_of=world.at(day, 18))
             world.stats.flow_runs += 2
             if offset % 7 == 6 or offset == days - 1:
-                audit_checkpoint(as_of=world.at(day, 23, 30))
+                audit_checkpoint(as_of=world.at(day, 23, 30), checkpoint_file=checkpoint_file)
                 world.stats.flow_runs += 1
             progress.advance(bar)
     return world.stats

@@ -2,7 +2,11 @@
 
 Each row's hash is SHA-256 over a canonical JSON array of its fields ending with the previous
 row's hash; ``seq`` is dense from 1, so deletions show as gaps, edits and reorders as bad hashes.
-The head (seq, hash) lives in ``audit_head``; locking that row serialises appenders.
+The encoding is versioned per row (``hash_version``): version 1, the original fields, still
+verifies the rows written before version 2, which adds the version itself, the time the row was
+recorded (never earlier than the previous row's), the channel, the credential id and the
+``simulated`` switch. The head (seq, hash) lives in ``audit_head``; locking that row serialises
+appenders, and triggers let it move only forward to an existing row.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import json.encoder
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -24,19 +28,30 @@ from models import AuditEntry, AuditHead
 GENESIS = "0" * 64
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+HASH_VERSION = 2  # the encoding of every new row
+CHANNELS = ("cli", "web", "api", "flow")  # how an actor came (None: not recorded)
 
-# Order of fields in the canonical encoding; changing it invalidates every existing chain.
+# Order of fields in the canonical encodings; changing either invalidates every existing chain.
+# Version 1: these 14 values.
 HASHED_FIELDS = (
     "seq", "entity_type", "entity_id", "entity_code", "event", "from_state", "to_state",
     "actor", "actor_role", "at", "comment", "data", "flow_run_id", "prev_hash",
 )
-_SELECT_FIELDS = ", ".join((*HASHED_FIELDS, "hash"))
+V2_FIELDS = ("recorded_at", "channel", "credential", "simulated")
+# Version 2: the number 2, version 1's fields but prev_hash, the four new ones, prev_hash.
+HASHED_FIELDS_V2 = ("hash_version", *HASHED_FIELDS[:-1], *V2_FIELDS, "prev_hash")
+STORED_FIELDS = (*HASHED_FIELDS_V2, "hash")  # every chained column, in verify's (and export's) order
+_V1_INDEXES = (*range(1, 14), 18)  # version 1's fields within STORED_FIELDS
+_COLUMNS = STORED_FIELDS
+_SELECT_FIELDS = ", ".join(STORED_FIELDS)
+_PREVIOUS_RECORDED = (select(AUDIT.c.recorded_at).where(AUDIT.c.seq == HEAD.c.seq)
+                      .scalar_subquery())
 _HEAD = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1)
 _HEAD_LOCKED = _HEAD.with_for_update()
+_HEAD_FOR_APPEND = select(HEAD.c.seq, HEAD.c.hash, _PREVIOUS_RECORDED).where(HEAD.c.id == 1)
 _INSERT = insert(AUDIT)
 _MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1).values(seq=bindparam("n"), hash=bindparam("h"))
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_COLUMNS = (*HASHED_FIELDS, "hash")
 
 
 def fast_encode(reference: json.JSONEncoder) -> Callable[[Any], str]:
@@ -72,7 +87,8 @@ def _driver_sql(paramstyle: str, sqlite: bool) -> tuple[str, str, str] | None:
     mark = POSITIONAL_MARKS.get(paramstyle)
     if mark is None:
         return None
-    head = "SELECT seq, hash FROM audit_head WHERE id = 1" + ("" if sqlite else " FOR UPDATE")
+    head = ("SELECT seq, hash, (SELECT recorded_at FROM audit_entry WHERE audit_entry.seq = "
+            "audit_head.seq) FROM audit_head WHERE id = 1" + ("" if sqlite else " FOR UPDATE"))
     insert_sql = (f"INSERT INTO audit_entry ({', '.join(_COLUMNS)}) "
                   f"VALUES ({', '.join([mark] * len(_COLUMNS))})")
     move = f"UPDATE audit_head SET seq = {mark}, hash = {mark} WHERE id = 1"
@@ -106,8 +122,41 @@ def format_at(moment: datetime) -> str:
 
 
 def row_hash(values: Sequence[Any]) -> str:
-    """SHA-256 of the canonical encoding of the HASHED_FIELDS values, in order."""
+    """SHA-256 of the canonical encoding of a version's hashed values, in order (version 1:
+    HASHED_FIELDS; version 2: HASHED_FIELDS_V2)."""
     return hashlib.sha256(_encode(list(values)).encode("utf-8")).hexdigest()
+
+
+_BOOLS = {False: False, True: True}  # 0 and 1 (SQLite's booleans) look up as False and True
+
+
+def canonical_values(row: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The values hashed for a row given in STORED_FIELDS order (its hash may be left off), or
+    None when the row has no valid encoding: an unknown version, a version 1 row with any of
+    version 2's fields set (they would be outside the hash), or a ``simulated`` not a boolean."""
+    version, simulated = row[0], row[17]
+    if version == 2:
+        if simulated is not None:
+            if simulated not in _BOOLS:
+                return None
+            simulated = _BOOLS[simulated]
+        return (2, *row[1:17], simulated, row[18])
+    if version == 1 and row[14] is None and row[15] is None and row[16] is None and simulated is None:
+        return tuple(row[i] for i in _V1_INDEXES)
+    return None
+
+
+def stored_hash(row: Sequence[Any]) -> str | None:
+    """The hash a row given in STORED_FIELDS order should carry; None if it has no valid encoding."""
+    values = canonical_values(row)
+    return None if values is None else row_hash(values)
+
+
+def entry_hash(row: Mapping[str, Any]) -> str | None:
+    """``stored_hash`` of a row given by column name (``hash_version`` missing means 1)."""
+    values = [row.get(f) for f in STORED_FIELDS]
+    values[0] = row.get("hash_version", 1)
+    return stored_hash(values)
 
 
 @dataclass
@@ -126,6 +175,9 @@ class PendingEntry:
     comment: str | None
     data: str
     flow_run_id: str | None
+    channel: str | None = None  # 'cli', 'web', 'api' or 'flow'
+    credential: str | None = None  # the session or token id, never its secret
+    simulated: bool = False  # the business time ``at`` was explicitly allowed to lie in the past
 
 
 def lock_head(conn: Connection) -> tuple[int, str]:
@@ -136,46 +188,78 @@ def lock_head(conn: Connection) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def append(conn: Connection, entries: Iterable[PendingEntry]) -> list[int]:
-    """Chain and insert entries after the current head; returns their seq numbers."""
+def chain_id(conn: Connection) -> str:
+    """The id this database's chain was given at ``init``; every checkpoint names it."""
+    value = conn.execute(select(HEAD.c.chain_id).where(HEAD.c.id == 1)).scalar()
+    if value is None:
+        raise RuntimeError("audit_head row missing: run `safeloop init`")
+    return str(value)
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def append(conn: Connection, entries: Iterable[PendingEntry], *,
+           clock: Callable[[], datetime] = system_clock) -> list[int]:
+    """Chain and insert entries after the current head; returns their seq numbers.
+
+    Every row is recorded at ``clock()`` read once, but never earlier than the previous row's
+    recorded time: the trail's recorded times never go backwards, even when the clock does.
+    """
     sql = _driver_sql(conn.dialect.paramstyle, conn.dialect.name == "sqlite")
     cursor = driver_cursor(conn) if sql is not None else None
     if cursor is None or sql is None:
-        first, prev = lock_head(conn)
-        rows = _chain(first, prev, entries)
+        head = conn.execute(_HEAD_FOR_APPEND if conn.dialect.name == "sqlite"
+                            else _HEAD_FOR_APPEND.with_for_update(of=HEAD)).first()
+        if head is None:
+            raise RuntimeError("audit_head row missing: run `safeloop init`")
+        rows = _chain(int(head[0]), str(head[1]), _recorded_at(clock, head[2]), entries)
         if rows:
             conn.execute(_INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
-            conn.execute(_MOVE_HEAD, {"n": rows[-1][0], "h": rows[-1][-1]})
-        return [row[0] for row in rows]
+            conn.execute(_MOVE_HEAD, {"n": rows[-1][1], "h": rows[-1][-1]})
+        return [row[1] for row in rows]
     head_sql, insert_sql, move_sql = sql
     statement, params = head_sql, None
     try:
         head = cursor.execute(head_sql).fetchone()
         if head is None:
             raise RuntimeError("audit_head row missing: run `safeloop init`")
-        rows = _chain(int(head[0]), str(head[1]), entries)
+        rows = _chain(int(head[0]), str(head[1]), _recorded_at(clock, head[2]), entries)
         if rows:
             statement, params = insert_sql, rows
             cursor.executemany(insert_sql, rows)
-            statement, params = move_sql, (rows[-1][0], rows[-1][-1])
+            statement, params = move_sql, (rows[-1][1], rows[-1][-1])
             cursor.execute(move_sql, params)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise driver_error(conn, statement, params, exc) from exc
     finally:
         cursor.close()
-    return [row[0] for row in rows]
+    return [row[1] for row in rows]
 
 
-def _chain(seq: int, prev: str, entries: Iterable[PendingEntry]) -> list[tuple[Any, ...]]:
-    """The rows (HASHED_FIELDS values + hash) of entries chained after (seq, prev)."""
+def _recorded_at(clock: Callable[[], datetime], previous: str | None) -> str:
+    """The clock's reading as stored text, raised to the previous row's if the clock went back
+    (the fixed-width UTC text orders as the moments do)."""
+    now = format_at(clock())
+    return previous if previous is not None and previous > now else now
+
+
+def _chain(seq: int, prev: str, recorded_at: str,
+           entries: Iterable[PendingEntry]) -> list[tuple[Any, ...]]:
+    """The rows (STORED_FIELDS values: version 2's hashed values + hash) of entries chained
+    after (seq, prev)."""
     rows: list[tuple[Any, ...]] = []
     text, sha256 = _canonical_text, hashlib.sha256
     for entry in entries:
+        if entry.channel is not None and entry.channel not in CHANNELS:
+            raise ValueError(f"audit channel must be one of {CHANNELS} or None: {entry.channel!r}")
         seq += 1
         values = (
-            seq, entry.entity_type, entry.entity_id, entry.entity_code, entry.event,
+            HASH_VERSION, seq, entry.entity_type, entry.entity_id, entry.entity_code, entry.event,
             entry.from_state, entry.to_state, entry.actor, entry.actor_role, entry.at,
-            entry.comment, entry.data, entry.flow_run_id, prev,
+            entry.comment, entry.data, entry.flow_run_id, recorded_at, entry.channel,
+            entry.credential, bool(entry.simulated), prev,
         )
         prev = sha256(text(values).encode("utf-8")).hexdigest()
         rows.append((*values, prev))
@@ -184,8 +268,17 @@ def _chain(seq: int, prev: str, entries: Iterable[PendingEntry]) -> list[tuple[A
 
 # The canonical bytes built inside SQLite (CAST to BLOB hands them over as UTF-8 bytes without a
 # decode and re-encode in Python); used only after _sqlite_json proved the text matches _encode.
+# A row without a valid encoding (see canonical_values) gets NULL, which no hash can match.
+_SQLITE_V1 = f"json_array({', '.join(HASHED_FIELDS)})"
+_SQLITE_V2 = (
+    f"json_array(2, {', '.join(HASHED_FIELDS[:-1])}, recorded_at, channel, credential, "
+    "CASE simulated WHEN 1 THEN json('true') WHEN 0 THEN json('false') END, prev_hash)"
+)
 _SQLITE_ROWS = (
-    f"SELECT seq, prev_hash, hash, CAST(json_array({', '.join(HASHED_FIELDS)}) AS BLOB) "
+    "SELECT seq, prev_hash, hash, recorded_at, CAST(CASE "
+    f"WHEN hash_version = 2 AND (simulated IS NULL OR simulated IN (0, 1)) THEN {_SQLITE_V2} "
+    "WHEN hash_version = 1 AND recorded_at IS NULL AND channel IS NULL AND credential IS NULL "
+    f"AND simulated IS NULL THEN {_SQLITE_V1} END AS BLOB) "
     "FROM audit_entry ORDER BY seq"
 )
 _PLAIN_ROWS = f"SELECT {_SELECT_FIELDS} FROM audit_entry ORDER BY seq"
@@ -195,21 +288,23 @@ _HEXDIGEST = type(hashlib.sha256()).hexdigest
 def _sqlite_json(cursor: Any) -> bool:
     """Whether this SQLite has json_array with the same bytes as our encoder for a hard sample."""
     sample = ["引号\"反斜杠\\换行\n\t\x01\x7f\u2028", None, 12, ""]
+    sql = ("SELECT CAST(json_array(?, ?, ?, ?, CASE 1 WHEN 1 THEN json('true') END, "
+           "CASE 0 WHEN 1 THEN json('true') WHEN 0 THEN json('false') END) AS BLOB)")
     try:
         if cursor.execute("PRAGMA encoding").fetchone()[0].upper() != "UTF-8":
             return False  # CAST(text AS BLOB) would hand over UTF-16
-        return bool(cursor.execute("SELECT CAST(json_array(?, ?, ?, ?) AS BLOB)", sample)
-                    .fetchone()[0] == _encode(sample).encode("utf-8"))
+        return bool(cursor.execute(sql, sample).fetchone()[0]
+                    == _encode([*sample, True, False]).encode("utf-8"))
     except Exception:  # sqlite3.OperationalError: built without JSON
         return False
 
 
-def _python_digest(conn: Connection, seq: int) -> str:
-    """The row's hash recomputed from its fields with the Python encoder."""
+def _python_digest(conn: Connection, seq: int) -> str | None:
+    """The row's hash recomputed from its fields with the Python encoder (SQLite only)."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(f"SELECT {', '.join(HASHED_FIELDS)} FROM audit_entry WHERE seq = ?", (seq,))
-        return row_hash(cursor.fetchone())
+        cursor.execute(f"SELECT {_SELECT_FIELDS} FROM audit_entry WHERE seq = ?", (seq,))
+        return stored_hash(cursor.fetchone())
     finally:
         cursor.close()
 
@@ -239,27 +334,40 @@ def verify(conn: Connection, *, batch: int = 500) -> VerifyResult:
     the Python objects to fetch and no Python encoding); elsewhere each row is encoded in Python.
     A chunk of rows is checked as a whole (seq run, links and hashes compared as tuples, hashing
     mapped over the chunk in C); only a chunk that fails is walked row by row, where a row whose
-    fast digest is wrong is re-encoded with ``row_hash`` before it is called tampered, so the
-    fast paths can only be slower, never less strict.
+    fast digest is wrong is re-encoded with ``stored_hash`` before it is called tampered, so the
+    fast paths can only be slower, never less strict. Each row is encoded by its own
+    ``hash_version``; a row with no valid encoding has no digest and is reported as tampered.
+    Recorded times (version 2) must never go backwards: a row recorded before its predecessor
+    was not written by ``append`` (a forged or back-filled row).
     """
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     fast = conn.dialect.name == "sqlite" and _sqlite_json(cursor)
     cursor.execute(_SQLITE_ROWS if fast else _PLAIN_ROWS)
     expected_seq, prev, count = 1, GENESIS, 0
+    recorded_last: str | None = None  # the latest recorded time so far
     sha256, hexdigest, text = hashlib.sha256, _HEXDIGEST, _canonical_text
     try:
         while chunk := cursor.fetchmany(batch):
             if fast:
-                seqs, links, stored, blobs = zip(*chunk, strict=True)
+                seqs, links, stored, recorded, blobs = zip(*chunk, strict=True)
             else:
                 columns = tuple(zip(*chunk, strict=True))
-                seqs, links, stored = columns[0], columns[13], columns[14]
-                blobs = [text(row[:14]).encode("utf-8") for row in chunk]
-            digests = tuple(map(hexdigest, map(sha256, blobs)))
+                seqs, links, stored, recorded = columns[1], columns[18], columns[19], columns[14]
+                blobs = [None if (values := canonical_values(row)) is None
+                         else text(values).encode("utf-8") for row in chunk]
+            try:
+                digests = tuple(map(hexdigest, map(sha256, blobs)))
+            except TypeError:  # a row without a valid encoding (None): no digest
+                digests = tuple(None if b is None else hexdigest(sha256(b)) for b in blobs)
             n = len(digests)
+            times = [t for t in recorded if t is not None]
+            if recorded_last is not None:
+                times.insert(0, recorded_last)
             if (digests == stored and links[0] == prev and links[1:] == digests[:-1]
-                    and seqs == tuple(range(expected_seq, expected_seq + n))):
+                    and seqs == tuple(range(expected_seq, expected_seq + n))
+                    and times == sorted(times)):
                 expected_seq, prev, count = expected_seq + n, digests[-1], count + n
+                recorded_last = times[-1] if times else None
                 continue
             for i, (seq, link, digest) in enumerate(zip(seqs, links, digests, strict=True)):
                 if seq != expected_seq:
@@ -271,10 +379,17 @@ def verify(conn: Connection, *, batch: int = 500) -> VerifyResult:
                     reason = f"第 {seq} 条的 prev_hash 与上一条的哈希不符（链被改动或重排）"
                     return VerifyResult(False, count, prev, seq, reason)
                 if digest != stored[i]:
-                    digest = _python_digest(conn, seq) if fast else row_hash(chunk[i][:14])
-                if digest != stored[i]:
+                    digest = _python_digest(conn, seq) if fast else stored_hash(chunk[i])
+                if digest is None or digest != stored[i]:
                     reason = f"第 {seq} 条的内容与其哈希不符（记录被篡改）"
                     return VerifyResult(False, count, prev, seq, reason)
+                moment = recorded[i]
+                if moment is not None:
+                    if recorded_last is not None and moment < recorded_last:
+                        reason = (f"第 {seq} 条的记录时间 {moment} 早于上一条的 {recorded_last}"
+                                  "（记录时间倒退：伪造或补写的记录）")
+                        return VerifyResult(False, count, prev, seq, reason)
+                    recorded_last = moment
                 prev = digest
                 expected_seq += 1
                 count += 1

@@ -130,6 +130,8 @@ class Clock:
     moment: datetime
     reference: datetime
     simulated: bool
+    channel: str = "flow"  # how the actor came, for the audit row
+    credential: str | None = None
 
 
 def clock_for(origin: Origin, as_of: datetime | None) -> Clock:
@@ -144,7 +146,7 @@ def clock_for(origin: Origin, as_of: datetime | None) -> Clock:
             f"{minutes} 分钟：人员的操作按实际时间记录，不能倒签或预签（演示、导入等模拟须显式开启 "
             f"SAFELOOP_SIMULATE_TIME=true，并记入审计日志）", as_of=moment.isoformat())
     reference = moment if (origin.simulate or not origin.by_person) else max(moment, real)
-    return Clock(moment, reference, off)
+    return Clock(moment, reference, off, origin.channel, origin.credential)
 
 
 # (workflow, rule, subject, context, row, from_state, to_state) of one decided event
@@ -664,9 +666,11 @@ def _plan_one(
     if to_state is None:
         raise _refuse_state(workflow, rule, row, actor)
     changes = rule.effect(subject, ctx) if rule.effect else {}
+    clock = batch.clock
     entries = [audit.PendingEntry(
         workflow.name, row["id"], row["code"], rule.name, state, to_state, actor.key, role,
         batch.at_text, request.comment, audit.canonical_data(audit_data), batch.flow_run_id,
+        clock.channel, clock.credential, clock.simulated,
     )]
     plans: list[Planned] = [(workflow, rule, subject, ctx, row, state, to_state)]
     for spawn in rule.spawn(subject, ctx) if rule.spawn else []:
@@ -971,6 +975,7 @@ def _plan_create(
     entry = audit.PendingEntry(
         workflow.name, new_id, code, rule.name, None, to_state, who.key, used_role,
         audit.format_at(moment), comment, audit.canonical_data(audit_data), flow_run_id,
+        clock.channel, clock.credential, clock.simulated,
     )
     return (workflow, rule, subject, ctx, row, None, to_state), entry
 
@@ -1149,10 +1154,14 @@ def record(
 def record_many(session: Session, acts: Sequence[Act], *, actor: str, role: str,
                 as_of: datetime | None = None, flow_run_id: str | None = None) -> list[int]:
     """``record`` for many acts by one actor at one moment (e.g. a derivation's plan changes)."""
-    at = audit.format_at(as_utc(as_of) or utcnow())
+    # Acts are the product's own bookkeeping (derivations, batches, loads) run on someone's
+    # behalf; the row says through which channel it was triggered.
+    clock = clock_for(origin_of(session), as_of)
+    at = audit.format_at(clock.moment)
     return audit.append(session.connection(), [
         audit.PendingEntry(a.entity_type, 0, a.entity_code, a.event, None, None, actor, role, at,
-                           a.comment, audit.canonical_data(dict(a.data)), flow_run_id)
+                           a.comment, audit.canonical_data(dict(a.data)), flow_run_id,
+                           clock.channel, clock.credential, clock.simulated)
         for a in acts])
 
 

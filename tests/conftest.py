@@ -18,6 +18,7 @@ from models.db import make_engine
 from safeloop import orgfile
 from safeloop.schema import upgrade
 from tests.helpers import seed_evidence
+from tests.worktree_guard import working_tree_unchanged  # noqa: F401  (session-wide, autouse)
 
 # The suite's scenarios run on fixed dates (2026-11-02 …): it is a simulation, so it says so
 # with the product's explicit switch, as the demo and imports do; tests of the real clock

@@ -30,7 +30,7 @@ from safeloop.cli.output import OutputFailed, cells, safe
 from safeloop.timeparse import to_local
 from states import audit as chain
 from states import checkpoint
-from states.audit import HASHED_FIELDS
+from states.audit import HASHED_FIELDS, V2_FIELDS
 from states.checkpoint import CHECKPOINT_FILE
 from states.errors import InvalidInput, NotFound
 from states.registry import WORKFLOWS
@@ -39,7 +39,8 @@ from states.workflow import Workflow
 
 app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
+# Version 1's columns first (where earlier exports had them), then what version 2 added.
+EXPORT_FIELDS = (*HASHED_FIELDS, "hash", "hash_version", *V2_FIELDS)
 
 
 def history(session: Session, entity_type: str, entity_id: int) -> list[dict[str, Any]]:
@@ -106,23 +107,38 @@ def show_cmd(entity: Annotated[str, code_arg("实体编号，如 YH-000001")],
 
 @app.command("verify")
 @handle_errors
-def verify_cmd(as_json: JsonOpt = False) -> None:
-    """校验整条哈希链；失败时指出第一条有问题的记录并以 1 退出。"""
-    file = STATE.settings.storage_dir / CHECKPOINT_FILE
+def verify_cmd(
+    anchor: Annotated[list[str] | None, typer.Option(
+        "--anchor", help="审计员在库外保存的链头「序号:哈希」（检查点通知中的值），可重复")] = None,
+    checkpoint_file: Annotated[Path | None, typer.Option(
+        "--checkpoint-file", help="检查点文件（默认为存储目录下的 audit-checkpoints.jsonl）")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """校验整条哈希链、检查点与锚点；链被改写、检查点文件缺失或锚点不符时以 1 退出。"""
+    anchors = [checkpoint.parse_anchor(a) for a in anchor or ()]
+    file = checkpoint_file or STATE.settings.storage_dir / CHECKPOINT_FILE
     with open_session() as session:
         result = chain.verify(session.connection())
-        anchors = checkpoint.verify_checkpoints(session, file)
-    ok = result.ok and not anchors
+        session.rollback()
+        report = checkpoint.check(session, file, anchors, result)
+    ok = result.ok and report.ok
     if as_json:
-        print_json({**result.to_dict(), "ok": ok, "checkpoint_problems": anchors})
-    elif ok:
-        console.print(f"[green]审计链校验通过[/]：{result.count} 条记录，链头 {safe(result.head_hash[:16])}…")
+        print_json({**result.to_dict(), "ok": ok, "chain_id": report.chain_id,
+                    "checkpoint_file": str(file), "checked": report.checked,
+                    "checkpoint_problems": report.problems,
+                    "checkpoint_warnings": report.warnings})
     else:
+        for warning in report.warnings:
+            console.print(f"[yellow]注意[/]：{safe(warning)}")
+        if ok:
+            console.print(f"[green]审计链校验通过[/]：{result.count} 条记录，链头 "
+                          f"{safe(result.head_hash[:16])}…（链标识 {safe(report.chain_id)}；"
+                          f"对照检查点与锚点 {report.checked} 个）")
         if not result.ok:
             err_console.print(f"[bold red]审计链校验失败[/]：第 {result.first_bad_seq} 条 — "
                               f"{safe(result.reason)}")
-        for problem in anchors:
-            err_console.print(f"[bold red]检查点不符[/]：{safe(problem)}")
+        for problem in report.problems:
+            err_console.print(f"[bold red]检查点或锚点不符[/]：{safe(problem)}")
     if not ok:
         raise typer.Exit(1)
 

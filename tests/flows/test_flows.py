@@ -25,7 +25,7 @@ from safeloop import checklists, plans
 from safeloop.cli.main import app
 from safeloop.settings import get_settings
 from states import audit, checkpoint
-from states.audit import HASHED_FIELDS, row_hash
+from states.audit import STORED_FIELDS, entry_hash
 from states.materialize import BATCH_ENTITY
 from tests.helpers import NOW, assign, fire, report
 
@@ -206,9 +206,11 @@ def rewrite_chain_consistently(session: Session, from_seq: int) -> None:
     conn = session.connection()
     if session.get_bind().dialect.name == "sqlite":
         conn.exec_driver_sql("DROP TRIGGER audit_entry_no_update")
+        conn.exec_driver_sql("DROP TRIGGER audit_head_forward_only")
     else:
         conn.exec_driver_sql("ALTER TABLE audit_entry DISABLE TRIGGER USER")
-    cols = ", ".join((*HASHED_FIELDS, "hash"))
+        conn.exec_driver_sql("ALTER TABLE audit_head DISABLE TRIGGER USER")
+    cols = ", ".join(STORED_FIELDS)
     rows = [dict(r) for r in conn.execute(
         text(f"SELECT {cols} FROM audit_entry ORDER BY seq")).mappings()]
     prev = audit.GENESIS
@@ -217,7 +219,7 @@ def rewrite_chain_consistently(session: Session, from_seq: int) -> None:
             row["actor"] = "mallory"
         if row["seq"] >= from_seq:
             row["prev_hash"] = prev
-            new_hash = row_hash([row[f] for f in HASHED_FIELDS])
+            new_hash = entry_hash(row)
             conn.execute(text("UPDATE audit_entry SET actor = :actor, prev_hash = :prev_hash, "
                               "hash = :hash WHERE seq = :seq"), {**row, "hash": new_hash})
             row["hash"] = new_hash

@@ -14,11 +14,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from models.db import make_engine
-from states.audit import HASHED_FIELDS, row_hash, verify
+from states.audit import STORED_FIELDS, entry_hash, verify
 from tests.conftest import BACKENDS
 from tests.helpers import fire, fresh_database, is_zh, walk_to
 
-FIELDS = (*HASHED_FIELDS, "hash")
+FIELDS = STORED_FIELDS
 
 
 def build_chain(session: Session) -> int:
@@ -45,6 +45,16 @@ def bypass_triggers(session: Session) -> None:
         conn.exec_driver_sql("DROP TRIGGER audit_entry_no_delete")
     else:
         conn.exec_driver_sql("ALTER TABLE audit_entry DISABLE TRIGGER USER")
+    session.commit()
+
+
+def bypass_head_trigger(session: Session) -> None:
+    """So that a fixture can put a pristine trail's head back (it only moves forward)."""
+    conn = session.connection()
+    if is_sqlite(session):
+        conn.exec_driver_sql("DROP TRIGGER audit_head_forward_only")
+    else:
+        conn.exec_driver_sql("ALTER TABLE audit_head DISABLE TRIGGER USER")
     session.commit()
 
 
@@ -125,10 +135,24 @@ def forge_chained(conn: Connection, n: int) -> int:
     last = read_row(conn, n)
     values = {**last, "seq": n + 1, "event": "accept", "actor": "mallory", "actor_role": "principal",
               "comment": "伪造", "prev_hash": last["hash"]}
-    values["hash"] = row_hash([values[f] for f in HASHED_FIELDS])
+    values["hash"] = entry_hash(values)
     cols = ", ".join(FIELDS)
     conn.execute(text(f"INSERT INTO audit_entry ({cols}) VALUES ({', '.join(':' + c for c in FIELDS)})"),
                  values)
+    return n + 1
+
+
+def forge_backdated(conn: Connection, n: int) -> int:
+    """A perfectly chained row, and the head moved onto it (the head's trigger allows that), but
+    recorded before its predecessor: only ``append`` keeps recorded times in order."""
+    last = read_row(conn, n)
+    values = {**last, "seq": n + 1, "actor": "mallory", "recorded_at": "2020-01-01T00:00:00.000000Z",
+              "prev_hash": last["hash"]}
+    values["hash"] = entry_hash(values)
+    cols = ", ".join(FIELDS)
+    conn.execute(text(f"INSERT INTO audit_entry ({cols}) VALUES ({', '.join(':' + c for c in FIELDS)})"),
+                 values)
+    conn.execute(text("UPDATE audit_head SET seq = :seq, hash = :hash"), values)
     return n + 1
 
 
@@ -162,10 +186,20 @@ TAMPERS: dict[str, Tamper] = {
     "edit first row": edit("entity_code", "other.yaml", seq=1),
     "edit hash": edit("hash", "f" * 64, seq=3),
     "edit prev_hash": edit("prev_hash", "0" * 64, seq=5),
+    "edit recorded time": edit("recorded_at", "2026-01-01T00:00:00.000000Z"),
+    "edit channel": edit("channel", "web"),
+    "edit credential": edit("credential", "session-42"),
+    "edit simulated": edit("simulated", True),
+    "simulated not a boolean": lambda conn, n: (
+        edit("simulated", 7)(conn, n) if conn.dialect.name == "sqlite"
+        else pytest.skip("PostgreSQL's boolean column holds only booleans")),
+    "downgrade to version 1": edit("hash_version", 1),
+    "unknown version": edit("hash_version", 3, seq=6),
     "delete middle row": delete_middle,
     "delete last row": delete_last,
     "insert forged chained row": forge_chained,
     "insert forged row": forge_unchained,
+    "insert forged backdated row": forge_backdated,
     "swap two rows": swap,
 }
 
@@ -200,6 +234,7 @@ def tamperable(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         with Session(eng, expire_on_commit=False) as session:
             n = build_chain(session)
             bypass_triggers(session)
+            bypass_head_trigger(session)
             conn = session.connection()
             rows = [dict(r) for r in conn.execute(
                 text(f"SELECT {', '.join(FIELDS)} FROM audit_entry ORDER BY seq")).mappings()]

@@ -22,27 +22,54 @@ from models.db import make_engine
 from states import audit
 from tests.conftest import BACKENDS
 from tests.helpers import fire, fresh_database, walk_to
-from tests.reliability.test_tamper import FIELDS, TAMPERS, build_chain, bypass_triggers
+from tests.reliability.test_tamper import (
+    FIELDS,
+    TAMPERS,
+    build_chain,
+    bypass_head_trigger,
+    bypass_triggers,
+)
 
 BATCHES = (1, 2, 3, 7, 500)
+
+
+def reference_digest(row: Any) -> str | None:
+    """A row's hash by the encoding as the README documents it, written out independently."""
+    r = dict(zip(FIELDS, row, strict=True))
+    if r["hash_version"] == 1 and all(r[f] is None for f in audit.V2_FIELDS):
+        values = [r[f] for f in audit.HASHED_FIELDS]
+    elif r["hash_version"] == 2 and r["simulated"] in (None, 0, 1):
+        simulated = None if r["simulated"] is None else bool(r["simulated"])
+        values = [2, *(r[f] for f in audit.HASHED_FIELDS[:-1]), r["recorded_at"], r["channel"],
+                  r["credential"], simulated, r["prev_hash"]]
+    else:
+        return None
+    text_ = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text_.encode("utf-8")).hexdigest()
 
 
 def reference(conn: Connection) -> dict[str, Any]:
     """The verifier as it was before the chunked fast path: one row at a time, Python encoder."""
     rows = conn.execute(text(f"SELECT {', '.join(FIELDS)} FROM audit_entry ORDER BY seq")).all()
-    expected, prev, count = 1, audit.GENESIS, 0
+    expected, prev, count, last = 1, audit.GENESIS, 0, None
     for row in rows:
-        seq, link, stored = row[0], row[13], row[14]
+        seq, link, stored, moment = row[1], row[18], row[19], row[14]
         if seq != expected:
             reason = f"序号不连续：缺少第 {expected} 条，下一条为第 {seq} 条（有记录被删除或插入）"
             return audit.VerifyResult(False, count, prev, min(expected, seq), reason).to_dict()
         if link != prev:
             reason = f"第 {seq} 条的 prev_hash 与上一条的哈希不符（链被改动或重排）"
             return audit.VerifyResult(False, count, prev, seq, reason).to_dict()
-        digest = audit.row_hash(tuple(row[:14]))
-        if digest != stored:
+        digest = reference_digest(row)
+        if digest is None or digest != stored:
             reason = f"第 {seq} 条的内容与其哈希不符（记录被篡改）"
             return audit.VerifyResult(False, count, prev, seq, reason).to_dict()
+        if moment is not None:
+            if last is not None and moment < last:
+                reason = (f"第 {seq} 条的记录时间 {moment} 早于上一条的 {last}"
+                          "（记录时间倒退：伪造或补写的记录）")
+                return audit.VerifyResult(False, count, prev, seq, reason).to_dict()
+            last = moment
         prev, expected, count = digest, expected + 1, count + 1
     head = conn.execute(text("SELECT seq, hash FROM audit_head WHERE id = 1")).first()
     if head is not None and (int(head[0]), str(head[1])) != (count, prev):
@@ -81,6 +108,7 @@ def trail(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 fire(session, hid, "extend_deadline", "wang.zhuren",
                      data={"deadline": f"2027-01-{i + 1:02d}T00:00:00Z"}, comment=comment)
             bypass_triggers(session)
+            bypass_head_trigger(session)
             conn = session.connection()
             rows = [dict(r) for r in conn.execute(
                 text(f"SELECT {', '.join(FIELDS)} FROM audit_entry ORDER BY seq")).mappings()]
@@ -194,8 +222,12 @@ def test_driver_errors_are_sqlalchemy_errors(org: Session) -> None:
     hid = walk_to(org, "rectifying")
     conn = org.connection()
     head = conn.execute(text("SELECT seq, hash FROM audit_head")).one()
+    row = conn.execute(text(f"SELECT {', '.join(FIELDS)} FROM audit_entry WHERE seq = :s"),
+                       {"s": head[0]}).mappings().one()
+    forged = {**row, "seq": head[0] + 1, "hash": "f" * 64}  # takes the next seq (INSERT is allowed)
+    conn.execute(text(f"INSERT INTO audit_entry ({', '.join(FIELDS)}) VALUES "
+                      f"({', '.join(':' + c for c in FIELDS)})"), forged)
     with pytest.raises(IntegrityError):  # a seq that exists already
-        conn.exec_driver_sql("UPDATE audit_head SET seq = seq - 1")
         audit.append(conn, [audit.PendingEntry("hazard", hid, "x", "e", None, None, "a", "r",
                                                "2026-01-01T00:00:00.000000Z", None, "{}", None)])
     org.rollback()
