@@ -189,7 +189,8 @@ TAMPERS: dict[str, Tamper] = {
     "edit recorded time": edit("recorded_at", "2026-01-01T00:00:00.000000Z"),
     "edit channel": edit("channel", "web"),
     "edit credential": edit("credential", "session-42"),
-    "edit simulated": edit("simulated", True),
+    "edit simulated": lambda conn, n: edit("simulated", not conn.execute(text(
+        "SELECT simulated FROM audit_entry WHERE seq = 4")).scalar())(conn, n),  # flip it
     "simulated not a boolean": lambda conn, n: (
         edit("simulated", 7)(conn, n) if conn.dialect.name == "sqlite"
         else pytest.skip("PostgreSQL's boolean column holds only booleans")),
