@@ -138,6 +138,7 @@ class World:
     storage: Path
     codes: dict[str, str]
     extra_env: dict[str, str] = field(default_factory=dict)
+    flow_server: Server | None = None  # Prefect configures logging for the process it runs in
 
     @property
     def env(self) -> dict[str, str]:
@@ -150,7 +151,8 @@ class World:
 
     def run(self, argv: list[str], env: dict[str, str] | None = None,
             bound: float = BOUND_S) -> Answer:
-        return self.server.run(argv, {**self.env, **(env or {})}, self.root, bound)
+        server = self.flow_server if self.flow_server and "flows" in argv[:3] else self.server
+        return server.run(argv, {**self.env, **(env or {})}, self.root, bound)
 
 
 def _db_state(db: Path) -> tuple[dict[str, int], tuple[int, str] | None]:
@@ -191,12 +193,13 @@ def problems(answer: Answer, before: Snapshot, after: Snapshot, *, read_only: bo
     named = {m for m in EXCEPTION_NAME.findall(answer.text) if m not in argv_text}
     if named:
         found.append(f"exception name in output: {', '.join(sorted(named))}")
-    elif answer.cpu_seconds > answer.bound or answer.seconds > answer.bound * WALL_FACTOR:
+    if not answer.hang and (answer.cpu_seconds > answer.bound
+                            or answer.seconds > answer.bound * WALL_FACTOR):
         found.append(f"took {answer.seconds:g} s ({answer.cpu_seconds:g} s CPU; bound "
                      f"{answer.bound:g} s CPU)")
     refused = answer.exit != 0
-    if refused and not answer.hang and not CJK.search(answer.text):
-        found.append("refusal message is not zh-CN")
+    if refused and not (answer.hang or answer.exception) and not CJK.search(answer.text):
+        found.append("refusal message is not zh-CN")  # e.g. Click's usage errors, in English
     if refused or read_only:
         changed = {t: (before.counts.get(t), n) for t, n in after.counts.items()
                    if before.counts.get(t) != n}
@@ -321,7 +324,8 @@ def _checkpoint_wal(db: Path) -> None:
         conn.close()
 
 
-def new_world(server: Server, template: tuple[Path, Path, dict[str, str]], root: Path) -> World:
+def new_world(server: Server, template: tuple[Path, Path, dict[str, str]], root: Path,
+              flow_server: Server | None = None) -> World:
     db, storage, codes = template
     root.mkdir(parents=True, exist_ok=True)
     target = root / "safeloop.db"
@@ -331,4 +335,4 @@ def new_world(server: Server, template: tuple[Path, Path, dict[str, str]], root:
         shutil.copytree(storage, store)
     else:
         store.mkdir()
-    return World(server, root, target, store, dict(codes))
+    return World(server, root, target, store, dict(codes), flow_server=flow_server)
