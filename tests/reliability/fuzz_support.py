@@ -28,7 +28,7 @@ DEMO_ORG = ROOT / "safeloop" / "data" / "demo_org.yaml"
 DEMO_RISKS = ROOT / "safeloop" / "data" / "demo_risks.yaml"
 BOUND_S = 4.0  # CPU seconds for one command in the running server; typical: 0.1-0.5 s
 WALL_FACTOR = 2.5  # and wall-clock seconds, this times more (the machine may be loaded)
-FLOW_BOUND_S = 30.0  # a real Prefect run (its temporary server is a child: not counted here)
+FLOW_BOUND_S = 40.0  # CPU s for a real Prefect run (its temporary server is a child: not counted)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 _BUILTIN_ERRORS = sorted(n for n in dir(builtins) if n.endswith(("Error", "Exception")))
 EXCEPTION_NAME = re.compile(
@@ -47,7 +47,7 @@ class Answer:
     stderr: str
     exception: str | None
     traceback: str
-    hang: bool
+    hang: str  # "" or the bound it overran: "cpu" (a busy loop) or "wall" (blocked)
     seconds: float
     bound: float
     cpu_seconds: float = 0.0
@@ -111,7 +111,7 @@ class Server:
             line = None
         if line is None:  # hung in C code past the timer, or the server died: start afresh
             self.stop()
-            return Answer(argv, None, "", "", "server died or did not answer", "", True,
+            return Answer(argv, None, "", "", None, "", "killed",
                           round(time.monotonic() - started, 3), bound)
         got = json.loads(line)
         return Answer(argv, got["exit"], got["stdout"], got["stderr"], got["exception"],
@@ -180,9 +180,11 @@ def _files(storage: Path) -> frozenset[str]:
 def problems(answer: Answer, before: Snapshot, after: Snapshot, *, read_only: bool = False) -> list[str]:
     """Every broken invariant of one invocation, as short phrases (empty when it behaved)."""
     found: list[str] = []
-    if answer.hang:
-        found.append(f"hang: over {answer.bound:g} s of CPU or {answer.bound * WALL_FACTOR:g} s "
-                     "of wall clock")
+    if answer.hang == "cpu":
+        found.append(f"hang: busy past the bound of {answer.bound:g} s of CPU")
+    elif answer.hang:
+        found.append(f"hang: blocked past the bound of {answer.bound * WALL_FACTOR:g} s "
+                     f"(wall clock){'; the server had to be killed' if answer.hang == 'killed' else ''}")
     elif answer.exception:
         found.append(f"crash: uncaught {answer.exception}")
     if answer.exit not in (0, 1, 2) and not answer.hang:
@@ -222,15 +224,23 @@ def short(value: str, limit: int = 80) -> str:
 
 
 def _tail(answer: Answer) -> str:
-    text = answer.traceback or answer.stderr or answer.stdout
+    """The exception and the product's innermost frame for a crash, else the output's end."""
+    if answer.traceback:
+        lines = answer.traceback.strip().splitlines()
+        frames = [n for n, line in enumerate(lines) if line.lstrip().startswith('File "')
+                  and str(ROOT) in line and "/.venv/" not in line]
+        where = (f"{lines[frames[-1]].strip()}: {lines[frames[-1] + 1].strip()} | "
+                 if frames and frames[-1] + 1 < len(lines) else "")
+        return short(where + lines[-1], 500)
+    text = answer.stderr or answer.stdout
     lines = [line.strip(" │╭╮╰╯─") for line in text.splitlines()]
-    return " | ".join(line for line in lines if line)[-500:]
+    return short(" | ".join(line for line in lines if line)[-500:], 500)
 
 
 def describe(answer: Answer, found: list[str]) -> str:
     argv = " ".join(repr(a) if " " in a or not a else a for a in (short(a, 40) for a in answer.argv))
     return (f"- safeloop {argv}\n    exit={answer.exit} {answer.seconds:g}s: {'; '.join(found)}\n"
-            f"    output: {_tail(answer)}")
+            f"    {'traceback' if answer.traceback else 'output'}: {_tail(answer)}")
 
 
 # ---- the demo state ----------------------------------------------------------------------------
