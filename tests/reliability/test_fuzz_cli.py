@@ -48,6 +48,8 @@ from tests.reliability.fuzz_support import (
     short,
 )
 
+pytestmark = pytest.mark.slow  # ~1,500 invocations: minutes on this 2-core machine
+
 Built = list[str] | tuple[list[str], dict[str, str]]
 Builder = Callable[[World, str], Built]
 # The first slot of a family gets every attack of its category; the others these (the 100 KB
@@ -130,8 +132,6 @@ def orphan_results(world: World) -> dict[str, str]:
 
 
 # ---- the command families ----------------------------------------------------------------------
-
-C = "codes"  # builders read entity codes from world.codes
 
 
 def hz_report(*extra: str) -> list[str]:
