@@ -28,7 +28,7 @@ import traceback
 from typing import Any
 
 ADDRESS_SPACE = 2 * 1024**3  # bytes; the machine has 24 GiB shared by several sessions
-WALL_FACTOR = 2.5  # a request's wall-clock bound is this times its CPU bound (as in fuzz_support)
+WALL_FACTOR = 4.0  # a request's wall-clock bound is this times its CPU bound (as in fuzz_support)
 
 
 class Hang(BaseException):  # noqa: N818 — it is a signal, not an error the product may catch

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_ORG = ROOT / "safeloop" / "data" / "demo_org.yaml"
 DEMO_RISKS = ROOT / "safeloop" / "data" / "demo_risks.yaml"
 BOUND_S = 4.0  # CPU seconds for one command in the running server; typical: 0.1-0.5 s
-WALL_FACTOR = 2.5  # and wall-clock seconds, this times more (the machine may be loaded)
+WALL_FACTOR = 4.0  # and wall-clock seconds, this times more (the machine may be loaded)
 FLOW_BOUND_S = 40.0  # CPU s for a real Prefect run (its temporary server is a child: not counted)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 _BUILTIN_ERRORS = sorted(n for n in dir(builtins) if n.endswith(("Error", "Exception")))
@@ -177,7 +177,7 @@ def _files(storage: Path) -> frozenset[str]:
 # ---- the invariants ----------------------------------------------------------------------------
 
 
-def problems(answer: Answer, before: Snapshot, after: Snapshot, *, read_only: bool = False) -> list[str]:
+def problems(answer: Answer, before: Snapshot, after: Snapshot) -> list[str]:
     """Every broken invariant of one invocation, as short phrases (empty when it behaved)."""
     found: list[str] = []
     if answer.hang == "cpu":
@@ -202,7 +202,7 @@ def problems(answer: Answer, before: Snapshot, after: Snapshot, *, read_only: bo
     refused = answer.exit != 0
     if refused and not (answer.hang or answer.exception) and not CJK.search(answer.text):
         found.append("refusal message is not zh-CN")  # e.g. Click's usage errors, in English
-    if refused or read_only:
+    if refused:
         changed = {t: (before.counts.get(t), n) for t, n in after.counts.items()
                    if before.counts.get(t) != n}
         if changed:
