@@ -21,7 +21,8 @@ NOT_INITIALISED = "数据库尚未初始化，请先运行 safeloop init"
 
 def require_ready(engine: Engine) -> None:
     """Refuse a database that cannot be reached or has no schema yet."""
-    shown = mask_url(engine.url.render_as_string(hide_password=False))
+    shown = mask_url(engine.url.set(drivername=engine.url.get_backend_name())
+                     .render_as_string(hide_password=False))
     database = engine.url.database or ""
     if (engine.dialect.name == "sqlite" and database not in ("", ":memory:")
             and not database.startswith("file:") and not Path(database).exists()):

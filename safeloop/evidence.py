@@ -32,6 +32,7 @@ def store(session: Session, storage_dir: Path, source: Path) -> dict[str, object
     removed again if that transaction rolls back.
     """
     _check_storage(storage_dir)
+    infile.check_regular(source, "证据文件", MAX_BYTES)  # before the store makes any folder
     incoming = storage_dir / "evidence" / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     tmp = incoming / f"{uuid.uuid4().hex}.part"
@@ -91,7 +92,18 @@ def _discard_new_files(session: Session) -> None:
     for target, sha in pending:
         if sha not in kept:
             target.unlink(missing_ok=True)
+            _remove_empty(target.parent, target.parent.parent.parent)
     pending.clear()
+
+
+def _remove_empty(folder: Path, root: Path) -> None:
+    """Remove folders the store made for nothing, up to (not including) the storage folder."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): leave it
+            return
+        folder = folder.parent
 
 
 def open_path(session: Session, storage_dir: Path, sha256: str) -> Path:

@@ -84,7 +84,11 @@ def open_session() -> Iterator[Session]:
             set_origin(session, Origin(
                 channel="cli", simulate=settings.simulate_time,
                 tolerance=timedelta(seconds=settings.time_tolerance_s)))
-            yield session
+            try:
+                yield session
+            except BaseException:
+                session.rollback()  # refused before the engine ran: undo what was staged
+                raise
     finally:
         engine.dispose()
 

@@ -57,6 +57,8 @@ def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
             data[key] = json.loads(value)
         except json.JSONDecodeError:
             data[key] = value
+        except (ValueError, RecursionError) as exc:  # 5,000-digit numbers, 10,000-deep lists
+            raise InvalidInput(f"--set {key} 的值无法接受（数字位数或嵌套层数过多）") from exc
     return data
 
 
