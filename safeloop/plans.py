@@ -20,7 +20,8 @@ from models.enums import Role, Tier
 from safeloop import checklists
 from safeloop.timeparse import check_day
 from states import engine
-from states.errors import InvalidInput, NotFound
+from states.errors import GuardFailed, InvalidInput, NotFound
+from states.inspection import INSPECTION
 from states.materialize import PRE_HOLIDAY, SEASONAL, WORKING_DAYS
 
 PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
@@ -77,6 +78,10 @@ def add(session: Session, spec: PlanSpec, *, actor: str = "admin") -> int:
             assignee_id = conn.execute(select(Person.id).where(Person.key == spec.assignee)).scalar()  # type: ignore[call-overload]
             if assignee_id is None:
                 raise NotFound(f"人员「{spec.assignee}」不存在")
+            held = engine.roles_in_scope(conn, INSPECTION, spec.assignee, {"unit": spec.unit})
+            if not held.intersection(INSPECTION.events["start"].roles):
+                raise GuardFailed(f"检查人「{spec.assignee}」在单位「{spec.unit}」没有可执行排查的角色"
+                                  f"（审计员、其他企业或其他单位的人员不能被指定为检查人）")
         template_id = checklists.latest(session, spec.template or f"general-{tier.value}")
         start = spec.active_from or date.today()
         if spec.active_until is not None and spec.active_until < start:

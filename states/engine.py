@@ -943,6 +943,14 @@ def scope_of_new(
     return stub, {"unit_id": unit[0], "enterprise_id": unit[2]}, f"单位「{unit_key}」的{workflow.label}"
 
 
+def roles_in_scope(conn: Connection, workflow: Workflow, person: str,
+                   data: Mapping[str, Any]) -> set[str]:
+    """The roles ``person`` holds where a new entity of ``workflow`` described by ``data`` would
+    live: for checks on people named before any event (e.g. an inspection plan's assignee)."""
+    row, _, _ = scope_of_new(conn, workflow, data)
+    return _Lookups(conn).actor(person).roles_at(row)
+
+
 def _plan_create(
     conn: Connection,
     lookups: _Lookups,

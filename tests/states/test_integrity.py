@@ -329,3 +329,33 @@ def test_evidence_must_be_a_regular_file(org: Session, tmp_path: Path, source: s
         evidence.store(org, tmp_path / "store", path)
     org.rollback()
     assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("person", ["he.shenji", "feng.hanjie", "wu.chuyun"])
+def test_plan_assignee_must_be_able_to_inspect_the_unit(org: Session, person: str):
+    """An auditor, another enterprise's inspector, another workshop's inspector."""
+    from safeloop import checklists, plans
+
+    checklists.load_shipped(org)
+    before = row_counts(org)
+    with pytest.raises(GuardFailed) as refused:
+        plans.add(org, plans.PlanSpec(key="p-a", unit="jinhua-team-a", assignee=person),
+                  actor="li.anquan")
+    assert "检查人" in refused.value.message
+    assert row_counts(org) == before
+    plans.add(org, plans.PlanSpec(key="p-a", unit="jinhua-team-a", assignee="sun.banzhang"),
+              actor="li.anquan")
+
+
+def test_role_and_scope_checks_live_in_the_engine_only():
+    """Every regulator-fired rule goes through ``Actor.roles_at``: no workflow module reads role
+    grants or departments' industries to decide who may act (the old per-event guards did)."""
+    import states
+
+    root = Path(states.__file__).parent
+    for module in sorted(root.glob("*.py")):
+        if module.name == "engine.py":
+            continue
+        source = module.read_text(encoding="utf-8")
+        assert "RoleGrant" not in source, module.name
+        assert "department_covers" not in source, module.name
