@@ -219,19 +219,15 @@ class Actor:
         return held
 
     def outside_department(self, row: Mapping[str, Any]) -> str:
-        return _outside_department(self, row)
-
-
-def _outside_department(actor: Actor, row: Mapping[str, Any]) -> str:
-    """Why a regulator of the right jurisdiction holds no role here: their department."""
-    for grant in actor.grants:
-        if (grant.role == Role.regulator.value and grant.jurisdiction_id is not None
-                and f"/{grant.jurisdiction_id}/" in row["_jur_path"]
-                and not department_covers(grant, row)):
-            if row.get("_industry") is not None:
-                return f"（其所在监管部门不负责「{row['_industry']}」行业）"
-            return "（该计划属于其他监管部门）"
-    return ""
+        """Why a regulator of the right jurisdiction holds no role here: their department."""
+        for grant in self.grants:
+            if (grant.role == Role.regulator.value and grant.jurisdiction_id is not None
+                    and f"/{grant.jurisdiction_id}/" in row["_jur_path"]
+                    and not department_covers(grant, row)):
+                if row.get("_industry") is not None:
+                    return f"（其所在监管部门不负责「{row['_industry']}」行业）"
+                return "（该计划属于其他监管部门）"
+        return ""
 
 
 def department_covers(grant: Grant, row: Mapping[str, Any]) -> bool:
