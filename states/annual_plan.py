@@ -188,21 +188,34 @@ def plan_year_started(subject: Subject, ctx: Context) -> str | None:
 
 REG = ("regulator",)
 _events = [
-    EventRule("update_entries", "修改计划条目", ("draft",), (Branch("="),), REG, EntriesParams,
-              (entries_in_jurisdiction,), on_entries),
-    EventRule("file", "报安委办备案", ("draft",), (Branch("filed"),), REG, EmptyParams, (),
-              on_file),
-    EventRule("activate", "启用", ("filed",), (Branch("active"),), REG, FrequencyParams,
-              (plan_year_started,), on_activate, annotate=note_frequencies,
-              computed=("entries", "doubled")),
-    EventRule("refresh", "按隐患情况调整频次", ("active",), (Branch("="),), ("system", "regulator"),
-              FrequencyParams, (), on_refresh, annotate=note_frequencies,
-              computed=("entries", "doubled")),
-    EventRule("close", "结束", ("active",), (Branch("closed"),), REG, EmptyParams, (), on_close),
+    EventRule(
+        name="update_entries", label="修改计划条目", sources=("draft",), branches=(Branch("="),),
+        roles=REG, params=EntriesParams, guards=(entries_in_jurisdiction,), effect=on_entries,
+    ),
+    EventRule(
+        name="file", label="报安委办备案", sources=("draft",), branches=(Branch("filed"),), roles=REG,
+        params=EmptyParams, effect=on_file,
+    ),
+    EventRule(
+        name="activate", label="启用", sources=("filed",), branches=(Branch("active"),), roles=REG,
+        params=FrequencyParams, guards=(plan_year_started,), effect=on_activate,
+        annotate=note_frequencies, computed=("entries", "doubled"),
+    ),
+    EventRule(
+        name="refresh", label="按隐患情况调整频次", sources=("active",), branches=(Branch("="),),
+        roles=("system", "regulator"), params=FrequencyParams, effect=on_refresh,
+        annotate=note_frequencies, computed=("entries", "doubled"),
+    ),
+    EventRule(
+        name="close", label="结束", sources=("active",), branches=(Branch("closed"),), roles=REG,
+        params=EmptyParams, effect=on_close,
+    ),
 ]
 
-DRAFT = EventRule("draft", "编制年度监督检查计划", (), (Branch("draft"),), REG, DraftParams,
-                  (department_known, entries_in_jurisdiction), on_draft)
+DRAFT = EventRule(
+            name="draft", label="编制年度监督检查计划", sources=(), branches=(Branch("draft"),), roles=REG,
+            params=DraftParams, guards=(department_known, entries_in_jurisdiction), effect=on_draft,
+        )
 
 ANNUAL_PLAN = Workflow(
     name="annual_plan",

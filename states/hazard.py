@@ -393,57 +393,94 @@ REPORTERS = ("inspector", "rectifier", "safety_officer", "unit_head", "principal
 STAY = (Branch(ANY_OTHER),)
 
 _events = [
-    EventRule("assign", "分派整改", ("reported",),
-              (Branch("planning", _is_major), Branch("rectifying")),
-              MANAGERS, AssignParams, (deadline_in_future, assignees_can_act), on_assign,
-              notify_owner),
-    EventRule("draft_plan", "编制治理方案", ("planning",), STAY,
-              ("rectifier", *MANAGERS), PlanParams, (), on_plan),
-    EventRule("approve_plan", "批准治理方案", ("planning",), (Branch("rectifying"),),
-              ("principal",), PlanParams, (plan_complete,), on_plan, notify_owner),
-    EventRule("submit", "提交验收", ("rectifying",), (Branch("pending_acceptance"),),
-              ("rectifier", "safety_officer", "unit_head"), SubmitParams,
-              (owner_or_manager,), on_submit, notify_acceptor),
-    EventRule("fix_on_spot", "现场整改", ("reported",), (Branch("pending_acceptance"),),
-              ("inspector", "rectifier", "safety_officer", "unit_head"), FixOnSpotParams,
-              (only_general,), on_fix_on_spot, notify_acceptor),
-    EventRule("reinspect", "复查", ("pending_acceptance",), STAY,
-              ("inspector", "safety_officer", "unit_head", "principal", "regulator"),
-              ReinspectParams, (not_self_acceptance,), on_reinspect),
-    EventRule("accept", "验收销号", ("pending_acceptance",),
-              (Branch("accepted", _is_listed), Branch("closed")),
-              ("principal", "regulator", "unit_head", "safety_officer"), EmptyParams,
-              (not_self_acceptance, designated_acceptor, major_needs_principal), on_accept,
-              notify_owner),
-    EventRule("reject", "验收不通过", ("pending_acceptance",), (Branch("rectifying"),),
-              ("principal", "regulator", "unit_head", "safety_officer"), EmptyParams,
-              (not_self_acceptance,), None, notify_owner, requires_reason=True),
-    EventRule("cancel", "撤销（误报）", ("reported",), (Branch("cancelled"),),
-              MANAGERS, EmptyParams, (), on_cancel, None, requires_reason=True),
-    EventRule("regrade", "变更等级", ("reported", "planning", "rectifying"),
-              (Branch("planning", _regrade_to_planning),
-               Branch("rectifying", _regrade_to_rectifying), *STAY),
-              (*MANAGERS, "regulator"), RegradeParams, (grade_changes,), on_regrade,
-              notify_managers, requires_reason=True),
-    EventRule("extend_deadline", "延期", ("planning", "rectifying"), STAY,
-              ("principal", "unit_head", "regulator"), ExtendParams,
-              (deadline_in_future, deadline_later_than_current), on_extend, notify_owner,
-              requires_reason=True),
-    EventRule("link_listing", "挂牌督办", OPEN_STATES, STAY, ("system",), ListingLink, (),
-              on_link_listing, notify_managers),
-    EventRule("close", "督办销号后销号", ("accepted",), (Branch("closed"),), ("system",),
-              EmptyParams, (), on_close, notify_owner),
-    EventRule("remind_due", "到期提醒", ("planning", "rectifying"), STAY, ("system",),
-              EmptyParams, (not_yet_reminded,), on_remind, notify_owner),
-    EventRule("escalate", "逾期升级", OPEN_STATES, STAY,
-              ("system", "regulator", "principal", "unit_head", "safety_officer"),
-              EscalateParams, (level_rises,), on_escalate, notify_escalation),
+    EventRule(
+        name="assign", label="分派整改", sources=("reported",),
+        branches=(Branch("planning", _is_major), Branch("rectifying")), roles=MANAGERS,
+        params=AssignParams, guards=(deadline_in_future, assignees_can_act), effect=on_assign,
+        notify=notify_owner,
+    ),
+    EventRule(
+        name="draft_plan", label="编制治理方案", sources=("planning",), branches=STAY,
+        roles=("rectifier", *MANAGERS), params=PlanParams, effect=on_plan,
+    ),
+    EventRule(
+        name="approve_plan", label="批准治理方案", sources=("planning",),
+        branches=(Branch("rectifying"),), roles=("principal",), params=PlanParams,
+        guards=(plan_complete,), effect=on_plan, notify=notify_owner,
+    ),
+    EventRule(
+        name="submit", label="提交验收", sources=("rectifying",),
+        branches=(Branch("pending_acceptance"),),
+        roles=("rectifier", "safety_officer", "unit_head"), params=SubmitParams,
+        guards=(owner_or_manager,), effect=on_submit, notify=notify_acceptor,
+    ),
+    EventRule(
+        name="fix_on_spot", label="现场整改", sources=("reported",),
+        branches=(Branch("pending_acceptance"),),
+        roles=("inspector", "rectifier", "safety_officer", "unit_head"), params=FixOnSpotParams,
+        guards=(only_general,), effect=on_fix_on_spot, notify=notify_acceptor,
+    ),
+    EventRule(
+        name="reinspect", label="复查", sources=("pending_acceptance",), branches=STAY,
+        roles=("inspector", "safety_officer", "unit_head", "principal", "regulator"),
+        params=ReinspectParams, guards=(not_self_acceptance,), effect=on_reinspect,
+    ),
+    EventRule(
+        name="accept", label="验收销号", sources=("pending_acceptance",),
+        branches=(Branch("accepted", _is_listed), Branch("closed")),
+        roles=("principal", "regulator", "unit_head", "safety_officer"), params=EmptyParams,
+        guards=(not_self_acceptance, designated_acceptor, major_needs_principal), effect=on_accept,
+        notify=notify_owner,
+    ),
+    EventRule(
+        name="reject", label="验收不通过", sources=("pending_acceptance",),
+        branches=(Branch("rectifying"),),
+        roles=("principal", "regulator", "unit_head", "safety_officer"), params=EmptyParams,
+        guards=(not_self_acceptance,), notify=notify_owner, requires_reason=True,
+    ),
+    EventRule(
+        name="cancel", label="撤销（误报）", sources=("reported",), branches=(Branch("cancelled"),),
+        roles=MANAGERS, params=EmptyParams, effect=on_cancel, requires_reason=True,
+    ),
+    EventRule(
+        name="regrade", label="变更等级", sources=("reported", "planning", "rectifying"),
+        branches=(Branch("planning", _regrade_to_planning),
+                  Branch("rectifying", _regrade_to_rectifying), *STAY),
+        roles=(*MANAGERS, "regulator"), params=RegradeParams, guards=(grade_changes,),
+        effect=on_regrade, notify=notify_managers, requires_reason=True,
+    ),
+    EventRule(
+        name="extend_deadline", label="延期", sources=("planning", "rectifying"), branches=STAY,
+        roles=("principal", "unit_head", "regulator"), params=ExtendParams,
+        guards=(deadline_in_future, deadline_later_than_current), effect=on_extend,
+        notify=notify_owner, requires_reason=True,
+    ),
+    EventRule(
+        name="link_listing", label="挂牌督办", sources=OPEN_STATES, branches=STAY, roles=("system",),
+        params=ListingLink, effect=on_link_listing, notify=notify_managers,
+    ),
+    EventRule(
+        name="close", label="督办销号后销号", sources=("accepted",), branches=(Branch("closed"),),
+        roles=("system",), params=EmptyParams, effect=on_close, notify=notify_owner,
+    ),
+    EventRule(
+        name="remind_due", label="到期提醒", sources=("planning", "rectifying"), branches=STAY,
+        roles=("system",), params=EmptyParams, guards=(not_yet_reminded,), effect=on_remind,
+        notify=notify_owner,
+    ),
+    EventRule(
+        name="escalate", label="逾期升级", sources=OPEN_STATES, branches=STAY,
+        roles=("system", "regulator", "principal", "unit_head", "safety_officer"),
+        params=EscalateParams, guards=(level_rises,), effect=on_escalate, notify=notify_escalation,
+    ),
 ]
 
-REPORT = EventRule("report", "上报隐患", (), (Branch("reported"),), REPORTERS, ReportParams,
-                   (found_not_in_future,), on_report, notify_managers,
-                   # links a failed inspection item writes when it opens the hazard
-                   computed=("inspection_task_id", "checklist_item", "risk_point_id"))
+REPORT = EventRule(
+    name="report", label="上报隐患", sources=(), branches=(Branch("reported"),), roles=REPORTERS,
+    params=ReportParams, guards=(found_not_in_future,), effect=on_report, notify=notify_managers,
+    # links a failed inspection item writes when it opens the hazard
+    computed=("inspection_task_id", "checklist_item", "risk_point_id"),
+)
 
 HAZARD = Workflow(
     name="hazard",

@@ -207,23 +207,40 @@ REVIEWERS = ("unit_head", "safety_officer", "principal", "regulator")
 CANCELLERS = ("unit_head", "safety_officer", "principal")
 
 _events = [
-    EventRule("start", "开始检查", ("scheduled",), (Branch("in_progress"),), INSPECTORS,
-              EmptyParams, (assignee_or_manager,), on_start),
-    EventRule("submit", "提交检查结果", ("scheduled", "in_progress"), (Branch("submitted"),),
-              INSPECTORS, SubmitParams, (inspector_or_manager, results_cover_checklist),
-              on_submit, notify_unit_head, spawn=hazards_for_failures),
-    EventRule("review", "审核", ("submitted",), (Branch("reviewed"),), REVIEWERS,
-              EmptyParams, (reviewer_not_inspector,), on_review, notify_inspector),
-    EventRule("return_task", "退回重检", ("submitted",), (Branch("in_progress"),), REVIEWERS,
-              EmptyParams, (reviewer_not_inspector,), None, notify_inspector,
-              requires_reason=True),
-    EventRule("miss", "记为漏检", OPEN_STATES, (Branch("missed"),), ("system",),
-              EmptyParams, (period_over,), None, notify_unit_head),
-    EventRule("cancel", "取消任务", OPEN_STATES, (Branch("cancelled"),), CANCELLERS,
-              EmptyParams, (), None, None, requires_reason=True),
+    EventRule(
+        name="start", label="开始检查", sources=("scheduled",), branches=(Branch("in_progress"),),
+        roles=INSPECTORS, params=EmptyParams, guards=(assignee_or_manager,), effect=on_start,
+    ),
+    EventRule(
+        name="submit", label="提交检查结果", sources=("scheduled", "in_progress"),
+        branches=(Branch("submitted"),), roles=INSPECTORS, params=SubmitParams,
+        guards=(inspector_or_manager, results_cover_checklist), effect=on_submit,
+        notify=notify_unit_head, spawn=hazards_for_failures,
+    ),
+    EventRule(
+        name="review", label="审核", sources=("submitted",), branches=(Branch("reviewed"),),
+        roles=REVIEWERS, params=EmptyParams, guards=(reviewer_not_inspector,), effect=on_review,
+        notify=notify_inspector,
+    ),
+    EventRule(
+        name="return_task", label="退回重检", sources=("submitted",), branches=(Branch("in_progress"),),
+        roles=REVIEWERS, params=EmptyParams, guards=(reviewer_not_inspector,),
+        notify=notify_inspector, requires_reason=True,
+    ),
+    EventRule(
+        name="miss", label="记为漏检", sources=OPEN_STATES, branches=(Branch("missed"),),
+        roles=("system",), params=EmptyParams, guards=(period_over,), notify=notify_unit_head,
+    ),
+    EventRule(
+        name="cancel", label="取消任务", sources=OPEN_STATES, branches=(Branch("cancelled"),),
+        roles=CANCELLERS, params=EmptyParams, requires_reason=True,
+    ),
 ]
 
-MATERIALIZE = EventRule("materialize", "生成排查任务", (), (Branch("scheduled"),), ("system",))
+MATERIALIZE = EventRule(
+                  name="materialize", label="生成排查任务", sources=(), branches=(Branch("scheduled"),),
+                  roles=("system",),
+              )
 
 INSPECTION = Workflow(
     name="inspection",

@@ -394,43 +394,70 @@ STAY = (Branch("="),)
 REG = ("regulator",)
 
 _events = [
-    EventRule("list", "挂牌", ("proposed",), (Branch("listed"),), REG, ListParams,
-              (deadline_within_rules,), on_list,
-              notify_enterprise_and_regulator, cascade=link_hazard, annotate=noting(list_dues),
-              computed=due_fields(ListParams)),
-    EventRule("file", "报上级备案", ("listed", "verifying"), STAY, REG, EmptyParams,
-              (not_yet("filed_at", "备案"),), on_file),
-    EventRule("publish", "公示", ("listed", "verifying", "delisted"), STAY, REG, EmptyParams,
-              (), on_publish),
-    EventRule("report_progress", "报送整改进展", ("listed",), STAY, ENTERPRISE_ROLES,
-              ProgressParams, (), on_progress, notify_regulator,
-              annotate=noting(progress_dues), computed=due_fields(ProgressParams)),
-    EventRule("request_extension", "申请延期", ("listed",), STAY, ("principal",),
-              ExtensionParams, (extension_in_time,),
-              on_request_extension, notify_regulator, requires_reason=True,
-              annotate=noting(extension_dues), computed=due_fields(ExtensionParams)),
-    EventRule("decide_extension", "答复延期申请", ("listed",), STAY, REG, DecisionParams,
-              (extension_pending,), on_decide_extension, notify_principal),
-    EventRule("escalate", "督办升级", ("listed",), STAY, ("system", "regulator"),
-              EscalateParams, (level_rises,), on_escalate, notify_enterprise_and_regulator),
-    EventRule("request_delisting", "申请销号", ("listed",), (Branch("verifying"),),
-              ("principal",), DelistingParams, (hazard_accepted,),
-              on_request_delisting, notify_regulator, annotate=noting(verification_dues),
-              computed=due_fields(DelistingParams)),
-    EventRule("reject", "核查不通过", ("verifying",), (Branch("listed"),), REG, EmptyParams,
-              (), on_reject, notify_principal, requires_reason=True),
-    EventRule("delist", "核查通过摘牌销号", ("verifying",), (Branch("delisted"),), REG,
-              DelistParams, (hazard_accepted,),
-              on_delist, notify_enterprise_and_regulator, cascade=close_hazard,
-              annotate=noting(delist_dues), computed=due_fields(DelistParams)),
-    EventRule("duty_overdue", "职责逾期", ("listed", "verifying", "delisted"), STAY,
-              ("system",), DutyParams, (duty_missed,), on_duty_missed,
-              notify_enterprise_and_regulator),
+    EventRule(
+        name="list", label="挂牌", sources=("proposed",), branches=(Branch("listed"),), roles=REG,
+        params=ListParams, guards=(deadline_within_rules,), effect=on_list,
+        notify=notify_enterprise_and_regulator, cascade=link_hazard, annotate=noting(list_dues),
+        computed=due_fields(ListParams),
+    ),
+    EventRule(
+        name="file", label="报上级备案", sources=("listed", "verifying"), branches=STAY, roles=REG,
+        params=EmptyParams, guards=(not_yet("filed_at", "备案"),), effect=on_file,
+    ),
+    EventRule(
+        name="publish", label="公示", sources=("listed", "verifying", "delisted"), branches=STAY,
+        roles=REG, params=EmptyParams, effect=on_publish,
+    ),
+    EventRule(
+        name="report_progress", label="报送整改进展", sources=("listed",), branches=STAY,
+        roles=ENTERPRISE_ROLES, params=ProgressParams, effect=on_progress, notify=notify_regulator,
+        annotate=noting(progress_dues), computed=due_fields(ProgressParams),
+    ),
+    EventRule(
+        name="request_extension", label="申请延期", sources=("listed",), branches=STAY,
+        roles=("principal",), params=ExtensionParams, guards=(extension_in_time,),
+        effect=on_request_extension, notify=notify_regulator, requires_reason=True,
+        annotate=noting(extension_dues), computed=due_fields(ExtensionParams),
+    ),
+    EventRule(
+        name="decide_extension", label="答复延期申请", sources=("listed",), branches=STAY, roles=REG,
+        params=DecisionParams, guards=(extension_pending,), effect=on_decide_extension,
+        notify=notify_principal,
+    ),
+    EventRule(
+        name="escalate", label="督办升级", sources=("listed",), branches=STAY,
+        roles=("system", "regulator"), params=EscalateParams, guards=(level_rises,),
+        effect=on_escalate, notify=notify_enterprise_and_regulator,
+    ),
+    EventRule(
+        name="request_delisting", label="申请销号", sources=("listed",),
+        branches=(Branch("verifying"),), roles=("principal",), params=DelistingParams,
+        guards=(hazard_accepted,), effect=on_request_delisting, notify=notify_regulator,
+        annotate=noting(verification_dues), computed=due_fields(DelistingParams),
+    ),
+    EventRule(
+        name="reject", label="核查不通过", sources=("verifying",), branches=(Branch("listed"),),
+        roles=REG, params=EmptyParams, effect=on_reject, notify=notify_principal,
+        requires_reason=True,
+    ),
+    EventRule(
+        name="delist", label="核查通过摘牌销号", sources=("verifying",), branches=(Branch("delisted"),),
+        roles=REG, params=DelistParams, guards=(hazard_accepted,), effect=on_delist,
+        notify=notify_enterprise_and_regulator, cascade=close_hazard, annotate=noting(delist_dues),
+        computed=due_fields(DelistParams),
+    ),
+    EventRule(
+        name="duty_overdue", label="职责逾期", sources=("listed", "verifying", "delisted"),
+        branches=STAY, roles=("system",), params=DutyParams, guards=(duty_missed,),
+        effect=on_duty_missed, notify=notify_enterprise_and_regulator,
+    ),
 ]
 
-PROPOSE = EventRule("propose", "提请挂牌督办", (), (Branch("proposed"),), REG, ProposeParams,
-                    (hazard_listable, one_open_listing, department_fits), on_propose,
-                    notify_regulator)
+PROPOSE = EventRule(
+              name="propose", label="提请挂牌督办", sources=(), branches=(Branch("proposed"),), roles=REG,
+              params=ProposeParams, guards=(hazard_listable, one_open_listing, department_fits),
+              effect=on_propose, notify=notify_regulator,
+          )
 
 LISTING = Workflow(
     name="listing",

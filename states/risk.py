@@ -301,28 +301,50 @@ APPROVERS = ("unit_head", "principal")
 _events = [
     # Revising what an evaluation rests on is for points not awaiting approval: an evaluated
     # point is returned first (return_evaluation), so no approval covers unseen changes.
-    EventRule("revise", "修订风险点信息", ("identified", "review_due"), (Branch(ANY_OTHER),),
-              IDENTIFIERS, ReviseParams, (area_registered, responsible_in_unit), _descriptive),
-    EventRule("evaluate", "风险评价", ("identified", "evaluated", "review_due"),
-              (Branch("evaluated"),), IDENTIFIERS, EvaluateParams, (),
-              on_evaluate, notify_approvers, annotate=note_evaluation,
-              computed=("score", "grade", "previous_grade", "bands")),
-    EventRule("return_evaluation", "退回重新评价", ("evaluated",), (Branch("identified"),),
-              APPROVERS, EmptyParams, (), None, notify_controllers, requires_reason=True),
-    EventRule("approve", "审批风险分级", ("evaluated",), (Branch("approved"),), APPROVERS,
-              ApproveParams, (approver_not_evaluator,), on_approve, notify_controllers,
-              annotate=note_approval, computed=("grade", "previous_grade", "control_unit")),
-    EventRule("due_review", "到期复评", ("approved",), (Branch("review_due"),), ("system",),
-              EmptyParams, (review_is_due,), on_due_review, notify_controllers),
-    EventRule("report_change", "变更或事故后复评", ("approved",), (Branch("review_due"),),
-              IDENTIFIERS, ChangeParams, (), on_report_change, notify_controllers,
-              requires_reason=True),
-    EventRule("retire", "注销风险点", OPEN_STATES, (Branch("retired"),), APPROVERS, EmptyParams,
-              (), on_retire, notify_controllers, requires_reason=True),
+    EventRule(
+        name="revise", label="修订风险点信息", sources=("identified", "review_due"),
+        branches=(Branch(ANY_OTHER),), roles=IDENTIFIERS, params=ReviseParams,
+        guards=(area_registered, responsible_in_unit), effect=_descriptive,
+    ),
+    EventRule(
+        name="evaluate", label="风险评价", sources=("identified", "evaluated", "review_due"),
+        branches=(Branch("evaluated"),), roles=IDENTIFIERS, params=EvaluateParams,
+        effect=on_evaluate, notify=notify_approvers, annotate=note_evaluation,
+        computed=("score", "grade", "previous_grade", "bands"),
+    ),
+    EventRule(
+        name="return_evaluation", label="退回重新评价", sources=("evaluated",),
+        branches=(Branch("identified"),), roles=APPROVERS, params=EmptyParams,
+        notify=notify_controllers, requires_reason=True,
+    ),
+    EventRule(
+        name="approve", label="审批风险分级", sources=("evaluated",), branches=(Branch("approved"),),
+        roles=APPROVERS, params=ApproveParams, guards=(approver_not_evaluator,), effect=on_approve,
+        notify=notify_controllers, annotate=note_approval,
+        computed=("grade", "previous_grade", "control_unit"),
+    ),
+    EventRule(
+        name="due_review", label="到期复评", sources=("approved",), branches=(Branch("review_due"),),
+        roles=("system",), params=EmptyParams, guards=(review_is_due,), effect=on_due_review,
+        notify=notify_controllers,
+    ),
+    EventRule(
+        name="report_change", label="变更或事故后复评", sources=("approved",),
+        branches=(Branch("review_due"),), roles=IDENTIFIERS, params=ChangeParams,
+        effect=on_report_change, notify=notify_controllers, requires_reason=True,
+    ),
+    EventRule(
+        name="retire", label="注销风险点", sources=OPEN_STATES, branches=(Branch("retired"),),
+        roles=APPROVERS, params=EmptyParams, effect=on_retire, notify=notify_controllers,
+        requires_reason=True,
+    ),
 ]
 
-IDENTIFY = EventRule("identify", "辨识登记风险点", (), (Branch("identified"),), IDENTIFIERS,
-                     IdentifyParams, (area_registered, responsible_in_unit), on_identify)
+IDENTIFY = EventRule(
+               name="identify", label="辨识登记风险点", sources=(), branches=(Branch("identified"),),
+               roles=IDENTIFIERS, params=IdentifyParams,
+               guards=(area_registered, responsible_in_unit), effect=on_identify,
+           )
 
 RISK = Workflow(
     name="risk",

@@ -57,10 +57,14 @@ def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
 
 
 _events = [
-    EventRule("submit", "签字报送", ("due", "overdue"), (Branch("submitted"),), ("principal",),
-              SubmitParams, (), on_submit, notify_regulator),
-    EventRule("mark_overdue", "逾期未报", ("due",), (Branch("overdue"),), ("system",),
-              EmptyParams, (past_due,), None, notify_regulator),
+    EventRule(
+        name="submit", label="签字报送", sources=("due", "overdue"), branches=(Branch("submitted"),),
+        roles=("principal",), params=SubmitParams, effect=on_submit, notify=notify_regulator,
+    ),
+    EventRule(
+        name="mark_overdue", label="逾期未报", sources=("due",), branches=(Branch("overdue"),),
+        roles=("system",), params=EmptyParams, guards=(past_due,), notify=notify_regulator,
+    ),
 ]
 
 STAT_REPORT = Workflow(
@@ -70,7 +74,10 @@ STAT_REPORT = Workflow(
     code_prefix="TJ",
     states=STATES,
     terminal=frozenset({"submitted"}),
-    create_event=EventRule("materialize", "生成报送任务", (), (Branch("due"),), ("system",)),
+    create_event=EventRule(
+                     name="materialize", label="生成报送任务", sources=(), branches=(Branch("due"),),
+                     roles=("system",),
+                 ),
     events={rule.name: rule for rule in _events},
     materialized=True,
 )

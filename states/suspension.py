@@ -78,20 +78,32 @@ def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
 
 REG = ("regulator",)
 _events = [
-    EventRule("start_rectification", "开始停产整顿", ("ordered",), (Branch("rectifying"),),
-              ("principal",), EmptyParams, (), None, notify_regulator),
-    EventRule("request_resumption", "申请复产", ("rectifying",),
-              (Branch("resumption_requested"),), ("principal",), ResumptionParams, (),
-              on_request, notify_regulator),
-    EventRule("approve_resumption", "批准复产", ("resumption_requested",), (Branch("resumed"),),
-              REG, EmptyParams, (), on_resume, notify_enterprise),
-    EventRule("reject_resumption", "不予复产", ("resumption_requested",),
-              (Branch("rectifying"),), REG, EmptyParams, (), None,
-              notify_enterprise, requires_reason=True),
+    EventRule(
+        name="start_rectification", label="开始停产整顿", sources=("ordered",),
+        branches=(Branch("rectifying"),), roles=("principal",), params=EmptyParams,
+        notify=notify_regulator,
+    ),
+    EventRule(
+        name="request_resumption", label="申请复产", sources=("rectifying",),
+        branches=(Branch("resumption_requested"),), roles=("principal",), params=ResumptionParams,
+        effect=on_request, notify=notify_regulator,
+    ),
+    EventRule(
+        name="approve_resumption", label="批准复产", sources=("resumption_requested",),
+        branches=(Branch("resumed"),), roles=REG, params=EmptyParams, effect=on_resume,
+        notify=notify_enterprise,
+    ),
+    EventRule(
+        name="reject_resumption", label="不予复产", sources=("resumption_requested",),
+        branches=(Branch("rectifying"),), roles=REG, params=EmptyParams, notify=notify_enterprise,
+        requires_reason=True,
+    ),
 ]
 
-ORDER = EventRule("order", "责令停产停业整顿", (), (Branch("ordered"),), REG, OrderParams,
-                  (hazard_exists,), on_order, notify_enterprise)
+ORDER = EventRule(
+            name="order", label="责令停产停业整顿", sources=(), branches=(Branch("ordered"),), roles=REG,
+            params=OrderParams, guards=(hazard_exists,), effect=on_order, notify=notify_enterprise,
+        )
 
 SUSPENSION = Workflow(
     name="suspension",
