@@ -112,6 +112,8 @@ class Demo:
 
 def is_demo_database(path: Path) -> bool:
     """Whether ``path`` is a SQLite database carrying the demo's application id (read-only)."""
+    if not path.is_file():  # stat only: a FIFO or a device is never opened
+        return False
     try:
         with path.open("rb") as handle:
             if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:

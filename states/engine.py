@@ -192,6 +192,9 @@ class Grant:
     department_id: int | None = None
     industries: frozenset[str] | None = None  # None: no department (comprehensive supervision)
 
+    def in_jurisdiction(self, jurisdiction_path: str) -> bool:
+        return self.jurisdiction_id is not None and f"/{self.jurisdiction_id}/" in jurisdiction_path
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -212,8 +215,7 @@ class Actor:
         held = set()
         for grant in self.grants:
             in_unit = grant.unit_id is not None and f"/{grant.unit_id}/" in unit_path
-            if in_unit or (grant.jurisdiction_id is not None
-                           and f"/{grant.jurisdiction_id}/" in jurisdiction_path
+            if in_unit or (grant.in_jurisdiction(jurisdiction_path)
                            and department_covers(grant, row)):
                 held.add(grant.role)
         return held
@@ -221,8 +223,7 @@ class Actor:
     def outside_department(self, row: Mapping[str, Any]) -> str:
         """Why a regulator of the right jurisdiction holds no role here: their department."""
         for grant in self.grants:
-            if (grant.role == Role.regulator.value and grant.jurisdiction_id is not None
-                    and f"/{grant.jurisdiction_id}/" in row["_jur_path"]
+            if (grant.role == Role.regulator.value and grant.in_jurisdiction(row["_jur_path"])
                     and not department_covers(grant, row)):
                 if row.get("_industry") is not None:
                     return f"（其所在监管部门不负责「{row['_industry']}」行业）"
@@ -634,8 +635,8 @@ def _plan_one(
     Entities the event spawns are inserted now and planned after it, so their audit rows
     follow; events it cascades to other entities are then planned as the system actor.
     """
-    if request.actor in INTERNAL_ACTORS and batch.origin.by_person and not cascaded:
-        raise internal_actor_refused(request.actor)  # whatever the entity: no person is "system"
+    if not cascaded:  # whatever the entity: no person is "system"
+        refuse_internal_actor(request.actor, batch.origin)
     lookups, moment = batch.lookups, batch.moment
     row = batch.row(workflow, request.entity)
     if row is None:
@@ -689,10 +690,12 @@ def _plan_one(
     return plans
 
 
-def internal_actor_refused(actor: str) -> PermissionDenied:
-    return PermissionDenied(
-        f"「{actor}」是系统内部身份，只有定时流程和级联操作可以使用，任何人都不能以它的名义操作",
-        actor=actor)
+def refuse_internal_actor(actor: str, origin: Origin) -> None:
+    """A person (CLI, web, API) never acts as an internal actor; flows and cascades may."""
+    if actor in INTERNAL_ACTORS and origin.by_person:
+        raise PermissionDenied(
+            f"「{actor}」是系统内部身份，只有定时流程和级联操作可以使用，任何人都不能以它的名义操作",
+            actor=actor)
 
 
 def _destination(workflow: Workflow, rule: EventRule, subject: Subject) -> str | None:
@@ -1013,8 +1016,7 @@ def check_create(
     whole file before its first write."""
     try:
         origin = origin_of(session)
-        if actor in INTERNAL_ACTORS and origin.by_person:
-            raise internal_actor_refused(actor)
+        refuse_internal_actor(actor, origin)
         conn = session.connection()
         _decide_create(conn, _Lookups(conn), workflow, actor, data, role, comment,
                        clock_for(origin, as_of))
@@ -1035,8 +1037,7 @@ def create(
 ) -> FireResult:
     """Create an entity through its workflow's create event, with its first audit row."""
     origin = origin_of(session)
-    if actor in INTERNAL_ACTORS and origin.by_person:
-        raise internal_actor_refused(actor)
+    refuse_internal_actor(actor, origin)
     clock = clock_for(origin, as_of)
     try:
         conn = session.connection()

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from models import AuditEntry
+from safeloop import infile
 from safeloop.cli.common import (
     STATE,
     JsonOpt,
@@ -117,6 +118,8 @@ def verify_cmd(
     """校验整条哈希链、检查点与锚点；链被改写、检查点文件缺失或锚点不符时以 1 退出。"""
     anchors = [checkpoint.parse_anchor(a) for a in anchor or ()]
     file = checkpoint_file or STATE.settings.storage_dir / CHECKPOINT_FILE
+    if file.exists() or file.is_symlink():  # a missing file is reported by the check itself
+        infile.check_regular(file, "检查点文件", infile.MAX_TABLE_BYTES)  # never a FIFO or device
     with open_session() as session:
         result = chain.verify(session.connection())
         session.rollback()

@@ -359,3 +359,22 @@ def test_role_and_scope_checks_live_in_the_engine_only():
         source = module.read_text(encoding="utf-8")
         assert "RoleGrant" not in source, module.name
         assert "department_covers" not in source, module.name
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_checkpoint_file_and_demo_path_never_block(org: Session, db_url: str, tmp_path: Path,
+                                                   kind: str):
+    """`audit verify --checkpoint-file <FIFO>` and `demo --path <FIFO>` hung on open."""
+    import os
+
+    path = Path("/dev/zero") if kind == "/dev/zero" else tmp_path / "pipe"
+    if kind == "fifo":
+        os.mkfifo(path)
+    org.rollback()
+    out = CliRunner().invoke(app, ["--db", db_url, "audit", "verify", "--checkpoint-file",
+                                   str(path)])
+    assert out.exit_code == 2, out.output
+    assert "检查点文件" in out.output
+    from safeloop.demo import is_demo_database
+
+    assert not is_demo_database(path)
