@@ -29,7 +29,7 @@ from models.db import make_engine
 from safeloop import orgfile
 from safeloop.schema import upgrade
 from states import audit
-from states.hazard import AssignParams, ReportParams
+from states.workflows.hazard import AssignParams, ReportParams
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ORG = ROOT / "safeloop" / "data" / "demo_org.yaml"

@@ -27,7 +27,7 @@ from bench.common import (
 from models.db import make_engine
 from states import engine
 from states.engine import FireRequest
-from states.hazard import HAZARD
+from states.workflows.hazard import HAZARD
 
 NAME = "fire_batch"
 TARGET_RATE = 50_000.0

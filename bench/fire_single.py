@@ -26,7 +26,7 @@ from bench.common import (
 )
 from models.db import make_engine
 from states import engine
-from states.hazard import HAZARD
+from states.workflows.hazard import HAZARD
 
 NAME = "fire_single"
 TARGET_RATE = 2_000.0

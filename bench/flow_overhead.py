@@ -4,7 +4,7 @@ The same fixture as ``bench.sweep`` (rectifying hazards, 1 % overdue) at two siz
 1,000,000 hazards (1,000 and 10,000 overdue), each run on fresh identical copies:
 
 * direct: ``flows.sweep_deadlines.sweep_task.fn(as_of, None, None)``, i.e. the
-  task's body without Prefect: settings, a new engine and session, ``states.sweep.sweep``;
+  task's body without Prefect: settings, a new engine and session, ``states.jobs.sweep.sweep``;
 * flow: ``flows.sweep_deadlines.sweep_deadlines(as_of=...)``, the real flow run
   (one task run) against Prefect's ephemeral server.
 

@@ -1,4 +1,4 @@
-"""``states.materialize.materialize``: one day's inspection tasks for 100,000 plans.
+"""``states.jobs.materialize.materialize``: one day's inspection tasks for 100,000 plans.
 
 The plans are inserted set-wise with Core, spread over the demo org's units against the shipped
 general checklist of each unit's tier: mostly daily, some weekly / monthly / quarterly, a tenth of
@@ -37,11 +37,11 @@ from bench.common import (
     scratch_dir,
 )
 from bench.rawsql import db_time
+from core.calendar import Cadence, WorkCalendar, local_date, period_of
 from models import InspectionPlan
 from models.db import make_engine
 from safeloop import checklists
-from safeloop.calendar import Cadence, WorkCalendar, local_date, period_of
-from states.materialize import WORKING_DAYS, materialize
+from states.jobs.materialize import WORKING_DAYS, materialize
 
 NAME = "materialize"
 MAX_SECONDS = 10.0

@@ -1,4 +1,4 @@
-"""``states.risk_checklists.sync``: risk measures into the inspection checklists of a region.
+"""``states.jobs.risk_checklists.sync``: risk measures into the inspection checklists of a region.
 
 Seeded set-wise with Core: ``enterprises`` enterprises, each a group → plant → 2 workshops → 2
 teams each (7 units) with one plan per unit on the shipped general checklist of its tier, and 10
@@ -29,7 +29,7 @@ from models import ChecklistItem, ChecklistTemplate, Enterprise, InspectionPlan,
 from models.db import make_engine
 from models.enums import MeasureKind, RiskGrade, Tier
 from safeloop import checklists
-from states import risk_checklists
+from states.jobs import risk_checklists
 
 NAME = "risk_derive"
 MAX_SLOWDOWN = 3.0

@@ -1,4 +1,4 @@
-"""``states.sweep.sweep``: the deadline sweep over a big ledger with 1 % of it overdue.
+"""``states.jobs.sweep.sweep``: the deadline sweep over a big ledger with 1 % of it overdue.
 
 Fixture: 1,000,000 open hazards in ``rectifying`` (version 2, as if reported and assigned),
 Core bulk-inserted straight into the hazard table over the demo org's units (their enterprise,
@@ -48,7 +48,7 @@ from bench.common import (
 )
 from bench.rawsql import db_time
 from models.db import make_engine
-from states.sweep import sweep
+from states.jobs.sweep import sweep
 
 NAME = "sweep"
 MAX_SECONDS = 5.0
@@ -185,7 +185,7 @@ def measured_run(path: Path, watch: Stopwatch) -> dict[str, Any]:
 
 
 def _escalations(row: sqlite3.Row | tuple[Any, ...]) -> list[int]:
-    """The levels to fire for one overdue row (``states.sweep.target_level``, restated)."""
+    """The levels to fire for one overdue row (``states.jobs.sweep.target_level``, restated)."""
     _, _, _, grade, deadline, level, *_ = row
     if grade == "major":
         return [3]

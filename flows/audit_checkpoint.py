@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
-from states import checkpoint
+from states.jobs import checkpoint
 
 
 @task(name="take-checkpoint")

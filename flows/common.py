@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from core.calendar import WorkCalendar
+from core.settings import DATABASE_ENV, Settings, check_database_url, get_settings
+from core.timeparse import check_moment
 from models.db import make_engine
-from safeloop.calendar import WorkCalendar
-from safeloop.settings import DATABASE_ENV, Settings, check_database_url, get_settings
-from safeloop.timeparse import check_moment
 
 
 def prefect_defaults() -> None:

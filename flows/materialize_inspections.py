@@ -12,9 +12,9 @@ from typing import Any
 from prefect import flow, task
 
 from flows.common import calendar_for, flow_run_id, resolve_as_of, session_for, settings_for
-from states import regulator_plans, risk_checklists
-from states.materialize import materialize
-from states.stat_report import materialize_reports
+from states.jobs import regulator_plans, risk_checklists
+from states.jobs.materialize import materialize
+from states.workflows.stat_report import materialize_reports
 
 
 @task(name="materialize-batch")

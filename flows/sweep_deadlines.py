@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.context import FlowRunContext
 
 from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
-from states.sweep import sweep
+from states.jobs.sweep import sweep
 
 
 @task(name="sweep-partition")

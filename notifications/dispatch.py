@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_
 from sqlalchemy.engine import Engine
 
+from core.errors import InvalidInput
 from models.db import as_utc
 from models.enums import HazardGrade
 from notifications import channels, store
@@ -48,9 +49,8 @@ from notifications.templates import (
     local_time,
     plain,
 )
-from states.errors import InvalidInput
-from states.hazard import ESCALATION_LEVELS
 from states.registry import WORKFLOWS
+from states.workflows.hazard import ESCALATION_LEVELS
 
 OUT = store.OUT
 ALERT_TEMPLATES = frozenset({"notify.dead", "notify.unrouted"})

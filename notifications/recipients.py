@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
+from core.errors import InvalidInput
 from models import Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from notifications.routing import Channel, Routing
-from states.errors import InvalidInput
 
 PERSON = Person.__table__  # type: ignore[attr-defined]
 GRANT = RoleGrant.__table__  # type: ignore[attr-defined]

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from safeloop.yamlfile import line_of, parse_model, read_text, where
-from states.errors import InvalidInput
+from core.errors import InvalidInput
+from core.yamlfile import line_of, parse_model, read_text, where
 
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
@@ -173,9 +173,9 @@ class Rule:
     levels: Mapping[int, RuleLevel] = field(default_factory=dict)
 
 
-# Who hears what beyond the recipients the workflow rules write (states/hazard.py,
-# states/inspection.py, states/listing.py, states/checkpoint.py); a routing file's ``rules``
-# override these per template.
+# Who hears what beyond the recipients the workflow rules write (states/workflows/hazard.py,
+# inspection.py, listing.py, states/jobs/checkpoint.py); a routing file's ``rules`` override
+# these per template.
 DEFAULT_RULES: dict[str, Rule] = {
     "hazard.remind_due": Rule(digest=True),  # many due-soon reminders a day: one digest
 }

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import InvalidInput
+from core.yamlfile import parse_yaml, read_text, where
 from notifications.channels import IM_LIMIT_BYTES
-from safeloop.yamlfile import parse_yaml, read_text, where
-from states.errors import InvalidInput
 
 BUILTIN = Path(__file__).with_name("templates.yaml")
 NAME = re.compile(r"^([a-z][a-z_]*\.[a-z][a-z_]*|default)$")

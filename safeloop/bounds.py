@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from states.errors import InvalidInput
+from core.errors import InvalidInput
 
 MAX_ID = 2**63 - 1  # BIGINT; SQLite's INTEGER is the same width
 

@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
+from core.errors import InvalidInput
+from core.yamlfile import parse_model, read_text
 from models import ChecklistItem, ChecklistTemplate
 from models.db import utcnow
 from models.enums import HazardCategory, HazardGrade, Tier
-from safeloop.yamlfile import parse_model, read_text
 from states import engine
-from states.errors import InvalidInput
 
 SHIPPED = Path(__file__).parent / "data" / "checklists"
 TEMPLATE = ChecklistTemplate.__table__  # type: ignore[attr-defined]

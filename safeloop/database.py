@@ -12,9 +12,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from core.errors import InvalidInput
+from core.settings import mask_url
 from models.db import schema_ready
-from safeloop.settings import mask_url
-from states.errors import InvalidInput
 
 NOT_INITIALISED = "数据库尚未初始化，请先运行 safeloop init"
 

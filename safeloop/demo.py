@@ -31,6 +31,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from core.errors import InvalidInput, SafeloopError
 from models import AuditEntry, Hazard, OutboxMessage, Unit
 from models.db import make_engine
 from models.enums import HazardGrade, RiskGrade, Tier
@@ -40,12 +41,12 @@ from safeloop.reports.risk_list import write_risk_list_xlsx
 from safeloop.reports.risk_map import render_risk_map
 from safeloop.schema import upgrade
 from safeloop.simulation import Stats, simulate, summary_rows
-from states import audit, checkpoint, engine, risk_grading
-from states.errors import InvalidInput, SafeloopError
-from states.hazard import ESCALATION_LEVELS, HAZARD, PLAN_PARTS
-from states.replay import replay
-from states.risk import RISK
+from states import audit, engine, risk_grading
+from states.jobs import checkpoint
+from states.jobs.replay import replay
 from states.workflow import Workflow
+from states.workflows.hazard import ESCALATION_LEVELS, HAZARD, PLAN_PARTS
+from states.workflows.risk import RISK
 
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)  # a Monday morning

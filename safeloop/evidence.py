@@ -14,10 +14,10 @@ from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from core import infile
+from core.errors import InvalidInput, NotFound
 from models import Evidence
 from models.db import is_sqlite, utcnow
-from safeloop import infile
-from states.errors import InvalidInput, NotFound
 
 EVIDENCE = Evidence.__table__  # type: ignore[attr-defined]
 MAX_BYTES = infile.MAX_EVIDENCE_BYTES

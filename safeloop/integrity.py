@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from states.errors import ConcurrentUpdate, InvalidInput, SafeloopError
+from core.errors import ConcurrentUpdate, InvalidInput, SafeloopError
 
 # Unique keys people choose: a second one is "already exists" (bad input, exit 2).
 ALREADY_EXISTS = {

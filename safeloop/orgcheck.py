@@ -30,6 +30,8 @@ import yaml
 from sqlalchemy import Connection, or_, select
 from sqlalchemy.orm import aliased
 
+from core.errors import InvalidInput
+from core.yamlfile import line_of, where
 from models import (
     Department,
     Enterprise,
@@ -43,13 +45,11 @@ from models import (
     Unit,
 )
 from models.db import utcnow
-from safeloop.yamlfile import line_of, where
-from states.errors import InvalidInput
-from states.hazard import HAZARD
-from states.hazard import OPEN_STATES as OPEN_HAZARD
-from states.inspection import INSPECTORS
-from states.inspection import OPEN_STATES as OPEN_TASK
-from states.risk import OPEN_STATES as OPEN_RISK
+from states.workflows.hazard import HAZARD
+from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
+from states.workflows.inspection import INSPECTORS
+from states.workflows.inspection import OPEN_STATES as OPEN_TASK
+from states.workflows.risk import OPEN_STATES as OPEN_RISK
 
 MAX_UNIT_DEPTH = 20
 MAX_JURISDICTION_DEPTH = 16

@@ -19,10 +19,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlmodel import Session
 
+from core.yamlfile import parse_model, read_text
 from models import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.enums import Role, Tier
 from safeloop import orgcheck
-from safeloop.yamlfile import parse_model, read_text
 from states import engine
 
 KEY = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"

@@ -14,15 +14,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from core.errors import GuardFailed, InvalidInput, NotFound
+from core.timeparse import check_day
 from models import InspectionPlan, Person, Unit
 from models.db import utcnow
 from models.enums import Role, Tier
 from safeloop import checklists
-from safeloop.timeparse import check_day
 from states import engine
-from states.errors import GuardFailed, InvalidInput, NotFound
-from states.inspection import INSPECTION
-from states.materialize import PRE_HOLIDAY, SEASONAL, WORKING_DAYS
+from states.jobs.materialize import PRE_HOLIDAY, SEASONAL, WORKING_DAYS
+from states.workflows.inspection import INSPECTION
 
 PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 DEFAULT_CADENCE = {Tier.team: "daily", Tier.workshop: "weekly", Tier.plant: "monthly",

@@ -19,14 +19,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from core.calendar import local_date
+from core.errors import InvalidInput, NotFound, PermissionDenied, SafeloopError
+from core.yamlfile import parse_model, read_text, where
 from models import Enterprise, Person, RiskPoint, RoleGrant, SiteArea, Unit
 from models.db import as_utc, utcnow
-from safeloop.calendar import local_date
 from safeloop.reports.risk_views import MapArea, Measure, RiskMap, RiskView
-from safeloop.yamlfile import parse_model, read_text, where
 from states import engine
-from states.errors import InvalidInput, NotFound, PermissionDenied, SafeloopError
-from states.risk import RISK, EvaluateParams, IdentifyParams
+from states.workflows.risk import RISK, EvaluateParams, IdentifyParams
 
 AREA = SiteArea.__table__  # type: ignore[attr-defined]
 RP = RiskPoint.__table__  # type: ignore[attr-defined]

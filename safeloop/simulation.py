@@ -18,12 +18,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 from sqlmodel import Session
 
+from core.errors import SafeloopError
 from models import ChecklistItem, Hazard, InspectionPlan, InspectionTask, Person, RoleGrant, Unit
 from models.db import as_utc
 from states import engine
-from states.errors import SafeloopError
-from states.hazard import HAZARD, PLAN_PARTS
-from states.inspection import INSPECTION
+from states.workflows.hazard import HAZARD, PLAN_PARTS
+from states.workflows.inspection import INSPECTION
 
 INSPECTORS = ("inspector", "unit_head", "safety_officer", "principal")
 REVIEWERS = ("safety_officer", "unit_head", "principal")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import cache
 
-from safeloop.calendar import WorkCalendar, local_date, local_midnight_utc
-from safeloop.settings import get_settings
+from core.calendar import WorkCalendar, local_date, local_midnight_utc
+from core.settings import get_settings
 
 
 @cache

@@ -3,7 +3,7 @@
 ``fire`` / ``fire_many`` load the rows (locked on PostgreSQL), check event, role and guards, let the
 workflow's single ``transitions`` Machine pick the destination, write the row with a version check,
 append the chained audit rows and the outbox rows, and commit -- or raise a typed error from
-``states.errors`` with nothing changed. ``create`` does the same for an entity's first event.
+``core.errors`` with nothing changed. ``create`` does the same for an entity's first event.
 """
 
 from __future__ import annotations
@@ -31,11 +31,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from models import Department, Enterprise, Evidence, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
-from models.db import as_utc, utcnow
-from models.enums import Role
-from states import audit
-from states.errors import (
+from core.errors import (
     ConcurrentUpdate,
     GuardFailed,
     InvalidInput,
@@ -44,6 +40,10 @@ from states.errors import (
     SafeloopError,
     TransitionNotAllowed,
 )
+from models import Department, Enterprise, Evidence, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
+from models.db import as_utc, utcnow
+from models.enums import Role
+from states import audit
 from states.workflow import (
     ANY_OTHER,
     Context,
@@ -705,7 +705,7 @@ def _destination(workflow: Workflow, rule: EventRule, subject: Subject) -> str |
     holds is taken, ``ANY_OTHER`` meaning the source itself, and the subject's state is set to
     it. So for a rule whose first branch is unconditional (nearly all of them) that is the answer,
     given the caller has already checked the state is one of the rule's sources; conditional
-    rules still go through the machine. (``states.replay`` re-derives every recorded destination
+    rules still go through the machine. (``states.jobs.replay`` re-derives every recorded destination
     through the machine itself.)
     """
     first = rule.branches[0] if rule.branches else None

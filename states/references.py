@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.errors import NotFound
 from models import Department, Enterprise, Jurisdiction
-from states.errors import NotFound
 from states.workflow import Context
 
 DEPARTMENT = Department.__table__  # type: ignore[attr-defined]

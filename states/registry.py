@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from states.annual_plan import ANNUAL_PLAN
-from states.errors import InvalidInput
-from states.hazard import HAZARD
-from states.inspection import INSPECTION
-from states.listing import LISTING
-from states.risk import RISK
-from states.stat_report import STAT_REPORT
-from states.suspension import SUSPENSION
+from core.errors import InvalidInput
 from states.workflow import Workflow
+from states.workflows.annual_plan import ANNUAL_PLAN
+from states.workflows.hazard import HAZARD
+from states.workflows.inspection import INSPECTION
+from states.workflows.listing import LISTING
+from states.workflows.risk import RISK
+from states.workflows.stat_report import STAT_REPORT
+from states.workflows.suspension import SUSPENSION
 
 WORKFLOWS: dict[str, Workflow] = {
     w.name: w for w in (HAZARD, INSPECTION, LISTING, SUSPENSION, ANNUAL_PLAN, STAT_REPORT, RISK)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from core.errors import InvalidInput
 from models.enums import RiskGrade, Tier
-from states.errors import InvalidInput
 
 LEC_VALUES: dict[str, tuple[float, ...]] = {
     "L": (10, 6, 3, 1, 0.5, 0.2, 0.1),
@@ -95,7 +95,7 @@ def bands(overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, flo
 def configured_bands() -> dict[str, dict[str, float]]:
     """The bands in force (a fresh copy); parsed once per distinct setting, as every evaluation
     asks several times (validation, guard, effect, audit annotation)."""
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     parsed = _parsed_bands(json.dumps(get_settings().risk_bands, sort_keys=True))
     return {method: dict(limits) for method, limits in parsed.items()}

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table
 from transitions import Machine, MachineError
 
-from states.errors import InvalidInput
-from states.messages import zh_error
+from core.errors import InvalidInput
+from core.messages import zh_error
 
 ANY_OTHER = "="  # reflexive transition: stay in the same state
 # Documented input limits (README "输入限制"): identifiers, free text, whole event input.

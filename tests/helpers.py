@@ -23,7 +23,7 @@ from safeloop import orgfile
 from safeloop.schema import upgrade
 from states import engine
 from states.engine import FireResult
-from states.hazard import HAZARD, PLAN_PARTS
+from states.workflows.hazard import HAZARD, PLAN_PARTS
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Asia/Shanghai
 EVIDENCE = [{"sha256": "a" * 64, "name": "photo.jpg", "size": 10}]

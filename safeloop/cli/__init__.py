@@ -11,8 +11,8 @@ import sys
 
 
 def run() -> None:
-    from safeloop.settings import get_settings
-    from states.errors import SafeloopError
+    from core.errors import SafeloopError
+    from core.settings import get_settings
 
     try:
         get_settings()

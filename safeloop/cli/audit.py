@@ -13,8 +13,10 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlmodel import Session
 
+from core import infile
+from core.errors import InvalidInput, NotFound
+from core.timeparse import to_local
 from models import AuditEntry
-from safeloop import infile
 from safeloop.cli.common import (
     STATE,
     JsonOpt,
@@ -28,14 +30,12 @@ from safeloop.cli.common import (
     writing,
 )
 from safeloop.cli.output import OutputFailed, cells, safe
-from safeloop.timeparse import to_local
 from states import audit as chain
-from states import checkpoint
 from states.audit import HASHED_FIELDS, V2_FIELDS
-from states.checkpoint import CHECKPOINT_FILE
-from states.errors import InvalidInput, NotFound
+from states.jobs import checkpoint
+from states.jobs.checkpoint import CHECKPOINT_FILE
+from states.jobs.replay import replay
 from states.registry import WORKFLOWS
-from states.replay import replay
 from states.workflow import Workflow
 
 app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)

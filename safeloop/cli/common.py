@@ -26,6 +26,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
+from core.errors import InvalidInput, SafeloopError
+from core.settings import Settings, get_settings, with_database
+from core.timeparse import parse_local
 from models.db import make_engine
 from safeloop.cli.output import (
     OutputFailed,
@@ -38,10 +41,7 @@ from safeloop.cli.output import (
     print_json,
 )
 from safeloop.database import require_ready
-from safeloop.settings import Settings, get_settings, with_database
-from safeloop.timeparse import parse_local
 from states.engine import Origin, set_origin
-from states.errors import InvalidInput, SafeloopError
 
 __all__ = ["console", "err_console", "print_json"]  # re-exported: every command prints through them
 

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from core.errors import InvalidInput
+from core.settings import Settings, mask_url
 from safeloop.cli.common import STATE, JsonOpt, as_of_option, console, handle_errors, print_json
 from safeloop.cli.output import safe
-from safeloop.settings import Settings, mask_url
-from states.errors import InvalidInput
 
 app = typer.Typer(help="Prefect 流程：立即运行或按计划运行", no_args_is_help=True)
 

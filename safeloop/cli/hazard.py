@@ -10,6 +10,9 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
+from core.errors import InvalidInput
+from core.timeparse import parse_local, to_local
+from core.yamlfile import read_yaml
 from models import Hazard, Person, RiskPoint, Unit
 from models.enums import HazardCategory, HazardGrade, HazardSource
 from safeloop import evidence
@@ -28,11 +31,8 @@ from safeloop.cli.common import (
     print_json,
 )
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
-from safeloop.timeparse import parse_local, to_local
-from safeloop.yamlfile import read_yaml
 from states import engine
-from states.errors import InvalidInput
-from states.hazard import HAZARD, PLAN_PARTS
+from states.workflows.hazard import HAZARD, PLAN_PARTS
 
 app = typer.Typer(help="隐患：上报、查询、流转（hazards: report, list, show, fire events）",
                   no_args_is_help=True)

@@ -10,6 +10,9 @@ import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
+from core.errors import InvalidInput, NotFound
+from core.timeparse import to_local
+from core.yamlfile import read_yaml
 from models import ChecklistItem, Hazard, InspectionPlan, InspectionTask, Person, Unit
 from models.db import as_utc
 from safeloop import evidence
@@ -26,11 +29,8 @@ from safeloop.cli.common import (
     print_json,
 )
 from safeloop.cli.output import cells, safe
-from safeloop.timeparse import to_local
-from safeloop.yamlfile import read_yaml
 from states import engine
-from states.errors import InvalidInput, NotFound
-from states.inspection import INSPECTION
+from states.workflows.inspection import INSPECTION
 
 app = typer.Typer(help="隐患排查任务：查看、开始、提交结果、审核（inspection tasks）",
                   no_args_is_help=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from core.errors import SafeloopError
 from safeloop import orgfile
 from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, supervision
 from safeloop.cli import report as report
@@ -15,7 +16,6 @@ from safeloop.cli.output import err_console, message, safe
 from safeloop.cli.usage import ZhGroup
 from safeloop.diagram import mermaid
 from safeloop.schema import upgrade
-from states.errors import SafeloopError
 from states.registry import WORKFLOWS, get_workflow
 
 app = typer.Typer(

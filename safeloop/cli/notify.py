@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from core.errors import InvalidInput, NotFound
+from core.timeparse import to_local
 from models.db import make_engine
 from safeloop.bounds import check_id
 from safeloop.cli.common import STATE, JsonOpt, console, err_console, handle_errors, print_json
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
-from safeloop.timeparse import to_local
-from states.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="通知渠道：发送测试消息、检查路由文件和消息模板", no_args_is_help=True)
 outbox_app = typer.Typer(help="通知 outbox：查看、重发待发送/失败的通知", no_args_is_help=True)

@@ -10,11 +10,11 @@ import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
+from core.errors import InvalidInput
 from models import ChecklistItem, ChecklistTemplate, InspectionPlan, Person, Unit
 from safeloop import checklists, plans
 from safeloop.cli.common import JsonOpt, code_arg, console, handle_errors, open_session, print_json
 from safeloop.cli.output import cells, safe
-from states.errors import InvalidInput
 
 checklist_app = typer.Typer(help="检查表模板（隐患排查表）", no_args_is_help=True)
 plan_app = typer.Typer(help="排查计划：单位、频次、检查表、检查人", no_args_is_help=True)

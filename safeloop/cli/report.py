@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from core.errors import InvalidInput
+from core.timeparse import check_day
 from models.db import utcnow
 from safeloop.cli.common import (
     STATE,
@@ -35,8 +37,6 @@ from safeloop.reports import (
     write_csv,
     write_xlsx,
 )
-from safeloop.timeparse import check_day
-from states.errors import InvalidInput
 
 app = typer.Typer(help="监管报表：隐患排查治理统计表、违规行为通报（regulator reports）",
                   no_args_is_help=True)

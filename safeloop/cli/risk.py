@@ -11,11 +11,13 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from core.calendar import local_date
+from core.errors import InvalidInput, NotFound
+from core.timeparse import to_local
 from models import RiskPoint
 from models.db import utcnow
 from models.enums import MeasureKind, RiskGrade
 from safeloop import risks
-from safeloop.calendar import local_date
 from safeloop.cli.audit import entity_with_history, print_history
 from safeloop.cli.common import (
     STATE,
@@ -34,10 +36,9 @@ from safeloop.cli.common import (
 )
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from safeloop.cli.supervision import SetOpt, parse_sets
-from safeloop.timeparse import to_local
-from states import engine, risk_checklists, risk_grading
-from states.errors import InvalidInput, NotFound
-from states.risk import RISK
+from states import engine, risk_grading
+from states.jobs import risk_checklists
+from states.workflows.risk import RISK
 
 app = typer.Typer(help="风险分级管控：风险点辨识、评价（LEC/LS）、审批、清单、四色图、告知卡",
                   no_args_is_help=True)

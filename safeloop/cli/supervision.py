@@ -10,6 +10,9 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from core.errors import InvalidInput, NotFound
+from core.timeparse import parse_local, to_local
+from core.yamlfile import read_yaml
 from safeloop import evidence
 from safeloop.cli.common import (
     STATE,
@@ -25,14 +28,11 @@ from safeloop.cli.common import (
     print_json,
 )
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
-from safeloop.timeparse import parse_local, to_local
-from safeloop.yamlfile import read_yaml
 from states import engine
-from states.annual_plan import ANNUAL_PLAN
-from states.errors import InvalidInput, NotFound
-from states.listing import DUTIES, LEVELS, LISTING
-from states.suspension import SUSPENSION
 from states.workflow import Workflow
+from states.workflows.annual_plan import ANNUAL_PLAN
+from states.workflows.listing import DUTIES, LEVELS, LISTING
+from states.workflows.suspension import SUSPENSION
 
 listing_app = typer.Typer(help="挂牌督办：提请、挂牌、进展、延期、升级、销号", no_args_is_help=True)
 order_app = typer.Typer(help="责令停产停业整顿与复产", no_args_is_help=True)
@@ -298,7 +298,7 @@ duty_app = typer.Typer(help="隐患统计报表报送（季度次月15日前、�
 @handle_errors
 def duty_list(state: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
     """报送任务清单。"""
-    from states.stat_report import STAT_REPORT
+    from states.workflows.stat_report import STAT_REPORT
 
     rows = _rows(STAT_REPORT, state)
     if as_json:
@@ -319,7 +319,7 @@ def duty_submit(code: CodeArg, actor: AsOpt, files: EvidenceOpt = None,
                 summary: Annotated[str, typer.Option(help="说明")] = "",
                 as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """主要负责人签字报送统计报表（可附盖章的报表文件）。"""
-    from states.stat_report import STAT_REPORT
+    from states.workflows.stat_report import STAT_REPORT
 
     _fire(STAT_REPORT, code, "submit", actor, [f"summary={json.dumps(summary)}"], files,
           "attachments", None, as_of, as_json)

@@ -25,13 +25,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Connection, and_, not_, select
 from sqlalchemy.sql import Select
 
+from core.calendar import Period
 from models import AuditEntry, Enterprise, Hazard, Listing, Person, SuspensionOrder, Unit
 from models.db import as_utc
-from safeloop.calendar import Period
 from safeloop.reports.scope import JURISDICTION, Scope, cutoff, zh_date
 from states.audit import format_at
-from states.hazard import ESCALATION_LEVELS
-from states.listing import LEVELS as LISTING_LEVELS
+from states.workflows.hazard import ESCALATION_LEVELS
+from states.workflows.listing import LEVELS as LISTING_LEVELS
 
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 HAZARD = Hazard.__table__  # type: ignore[attr-defined]

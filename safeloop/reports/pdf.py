@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from states.errors import InvalidInput
+from core.errors import InvalidInput
 
 INSTALL_HINT = "请安装 PDF 支持：pip install 'safeloop[pdf]'（需要系统的 Pango 库）"
 FONT_HINT = ("未找到中文字体，PDF 中的汉字会显示为方框；"

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape, quoteattr
 
+from core.errors import InvalidInput
 from models.enums import RiskGrade
 from safeloop.reports.risk_list import UNRATED
 from safeloop.reports.risk_views import MapArea, RiskMap
 from safeloop.reports.scope import zh_date
-from states.errors import InvalidInput
 from states.risk_grading import RANKED, STYLES, highest
 
 WIDTH = 1200

@@ -1,6 +1,6 @@
 """What a report covers: a jurisdiction with everything below it, and a period in local time.
 
-Periods come from ``safeloop.calendar`` (local Asia/Shanghai bounds as UTC ``[start, end)``), so
+Periods come from ``core.calendar`` (local Asia/Shanghai bounds as UTC ``[start, end)``), so
 a hazard found at 00:30 on 1 October in Shanghai is in Q4 although it is still 30 September in UTC.
 """
 
@@ -13,9 +13,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.calendar import Cadence, Period, period_by_key
+from core.errors import InvalidInput, NotFound
 from models import Jurisdiction
-from safeloop.calendar import Cadence, Period, period_by_key
-from states.errors import InvalidInput, NotFound
 
 JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
 ALL = "/"  # every jurisdiction path starts with it

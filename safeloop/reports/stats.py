@@ -30,11 +30,11 @@ from sqlalchemy import Connection, and_, case, func, not_, select
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.calendar import Cadence, Period
 from models import Enterprise, Hazard, Listing, StatReport, SuspensionOrder
 from models.db import as_utc
-from safeloop.calendar import Cadence, Period
 from safeloop.reports.scope import JURISDICTION, Scope, cutoff, statistics_due, zh_date
-from states.stat_report import STATES as FILING_STATES
+from states.workflows.stat_report import STATES as FILING_STATES
 
 HAZARD = Hazard.__table__  # type: ignore[attr-defined]
 LISTING = Listing.__table__  # type: ignore[attr-defined]

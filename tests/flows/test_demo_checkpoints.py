@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from safeloop.cli.main import app
 from safeloop.demo import run_demo
-from states import checkpoint
+from states.jobs import checkpoint
 
 
 def test_demo_twice_in_one_folder_then_verify(tmp_path: Path,
@@ -27,7 +27,7 @@ def test_demo_twice_in_one_folder_then_verify(tmp_path: Path,
     assert len(points) == 2 and len({p.chain_id for p in points}) == 2  # one per run
 
     monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(tmp_path / "elsewhere"))
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     try:

@@ -13,10 +13,10 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from flows.dispatch_notifications import dispatch_notifications
 from flows.registry import FLOWS
 from safeloop.cli.main import app
-from safeloop.settings import get_settings
 from tests.helpers import NOW, assign, fire, report
 from tests.notifications.conftest import Sink, outbox, people_routing, running_sink
 

@@ -17,16 +17,17 @@ from sqlalchemy import func, select, text
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from flows.audit_checkpoint import audit_checkpoint
 from flows.materialize_inspections import materialize_inspections
 from flows.sweep_deadlines import sweep_deadlines
 from models import AuditCheckpoint, AuditEntry, Enterprise, InspectionTask, OutboxMessage
 from safeloop import checklists, plans
 from safeloop.cli.main import app
-from safeloop.settings import get_settings
-from states import audit, checkpoint
+from states import audit
 from states.audit import STORED_FIELDS, entry_hash
-from states.materialize import BATCH_ENTITY
+from states.jobs import checkpoint
+from states.jobs.materialize import BATCH_ENTITY
 from tests.helpers import NOW, assign, fire, report
 
 AS_OF = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # Monday 08:00 in Asia/Shanghai

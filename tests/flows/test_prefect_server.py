@@ -25,7 +25,8 @@ from sqlmodel import Session
 
 from models import AuditCheckpoint
 from models.db import make_engine
-from states import audit, checkpoint
+from states import audit
+from states.jobs import checkpoint
 from tests.helpers import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: prefect.yaml and flows/

@@ -13,10 +13,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
+from core.settings import Settings, get_settings, mask_url
 from flows.sweep_deadlines import sweep_deadlines
 from safeloop.cli.flows import serve_banner
 from safeloop.cli.main import app
-from safeloop.settings import Settings, get_settings, mask_url
 
 SECRET = "s3cret-Pa55"
 AS_OF = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from safeloop.cli.main import app
-from safeloop.settings import get_settings
 from tests.helpers import NOW, assign, report
 from tests.notifications.conftest import Sink, dispatcher, outbox, people_routing
 

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
+from core.errors import InvalidInput
 from models import Person
 from notifications import routing, templates
 from notifications.recipients import Directory, resolve
 from safeloop import orgfile
-from states.errors import InvalidInput
 from tests.helpers import CJK
 
 ROOT = Path(__file__).resolve().parents[2]

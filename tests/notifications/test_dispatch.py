@@ -19,10 +19,11 @@ from models.db import make_engine
 from notifications import store
 from notifications.dispatch import DispatchConfig, delivery_key
 from safeloop import checklists, orgfile, plans
-from states import audit, checkpoint
-from states.hazard import HAZARD
-from states.materialize import materialize
-from states.sweep import sweep
+from states import audit
+from states.jobs import checkpoint
+from states.jobs.materialize import materialize
+from states.jobs.sweep import sweep
+from states.workflows.hazard import HAZARD
 from tests.helpers import NOW, assign, fire, report
 from tests.notifications.conftest import (
     DEMO_PEOPLE,
@@ -398,7 +399,7 @@ def test_missing_secret_fails_the_channel_not_the_run(org: Session, engine: Engi
 def test_listing_reaches_principal_and_regulator(org: Session, engine: Engine,
                                                              sink: Sink) -> None:
     from states import engine as workflow_engine
-    from states.listing import LISTING
+    from states.workflows.listing import LISTING
     from tests.helpers import FULL_PLAN
 
     at = datetime(2020, 9, 28, 2, 0, tzinfo=UTC)

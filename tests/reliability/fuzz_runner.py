@@ -50,7 +50,7 @@ def _cpu() -> float:
 
 
 def _settings_cache_clear() -> None:
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
 

@@ -316,7 +316,7 @@ def _materialize(url: str) -> None:
     from sqlmodel import Session
 
     from models.db import make_engine
-    from states.materialize import materialize
+    from states.jobs.materialize import materialize
 
     engine = make_engine(url)
     try:

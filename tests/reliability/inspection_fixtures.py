@@ -3,7 +3,7 @@
 Plans and reported hazards are written set-wise (SQLAlchemy Core) so that tens of thousands of
 them cost a second, not minutes; every hazard's ``report`` audit row is written beside it exactly
 as ``states.engine.create`` would (same fields, same canonical data), and assignment goes through
-the real engine (``fire_many``), so ``states.replay`` can check the result.
+the real engine (``fire_many``), so ``states.jobs.replay`` can check the result.
 
 ``Children`` runs the crash and overlap tests' subprocesses (``CHILD``: materialise or sweep on
 a URL), released by a signal file so that two start at the same instant.
@@ -34,9 +34,9 @@ from models.db import is_sqlite, make_engine
 from safeloop import checklists, orgfile
 from states import audit, engine
 from states.engine import FireRequest
-from states.hazard import HAZARD, ReportParams
-from states.materialize import BATCH_ENTITY
-from states.replay import replay
+from states.jobs.materialize import BATCH_ENTITY
+from states.jobs.replay import replay
+from states.workflows.hazard import HAZARD, ReportParams
 from tests.conftest import DEMO_ORG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,7 +208,7 @@ def assign_hazards(session: Session, ids: Sequence[int], specs: Sequence[HazardS
 
 
 def ladder_level(spec: HazardSpec, as_of: datetime, ladder: Sequence[int] = (0, 3, 7)) -> int:
-    """The level the 0/3/7-day ladder gives, computed independently of states.sweep."""
+    """The level the 0/3/7-day ladder gives, computed independently of states.jobs.sweep."""
     if spec.deadline > as_of:
         return 0
     if spec.grade == "major":
@@ -458,9 +458,9 @@ from sqlalchemy import select
 from models.db import make_engine
 kind, url, as_of, batch, ready, go = sys.argv[1:]
 if kind == "materialize":
-    from states.materialize import materialize as run
+    from states.jobs.materialize import materialize as run
 else:
-    from states.sweep import sweep as run
+    from states.jobs.sweep import sweep as run
 eng = make_engine(url)
 with Session(eng, expire_on_commit=False) as session:
     session.connection().execute(select(1))

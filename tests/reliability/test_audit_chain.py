@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from models import OutboxMessage
 from models.db import make_engine
 from safeloop.cli.main import app
-from states import audit, checkpoint
+from states import audit
+from states.jobs import checkpoint
 from tests.conftest import BACKENDS
 from tests.helpers import fire, fresh_database, is_zh, walk_to
 from tests.reliability.test_tamper import FIELDS, build_chain, is_sqlite
@@ -67,7 +68,7 @@ def verify_cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """``safeloop --db URL audit verify ARGS`` with the storage folder (and so the configured
     checkpoint file) under tmp_path; returns (exit code, output)."""
     monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(tmp_path / "store"))
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
 

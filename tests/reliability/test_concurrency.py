@@ -22,8 +22,8 @@ from models import AuditEntry, Hazard, Person
 from models.db import as_utc
 from states import engine
 from states.audit import verify
-from states.hazard import HAZARD
-from states.replay import replay
+from states.jobs.replay import replay
+from states.workflows.hazard import HAZARD
 from tests.helpers import NOW, audit_count, fire, report, walk_to
 from tests.reliability import workers
 

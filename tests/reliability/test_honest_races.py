@@ -90,9 +90,9 @@ def test_concurrent_plan_adds_of_one_key(session: Session, db_url: str) -> None:
 
 def _add_plan(url: str, worker: int, barrier: Any, queue: Any) -> None:
     """One ``plans.add`` of the shared key; reports ("ok" | error class, message)."""
+    from core.errors import SafeloopError
     from models.db import make_engine
     from safeloop import plans
-    from states.errors import SafeloopError
 
     engine = make_engine(url)
     try:

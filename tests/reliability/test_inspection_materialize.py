@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from states.materialize import materialize
+from states.jobs.materialize import materialize
 from tests.helpers import audit_count
 from tests.reliability.inspection_fixtures import (
     TASK,

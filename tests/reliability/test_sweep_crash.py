@@ -16,10 +16,10 @@ from sqlmodel import Session
 
 from states import engine
 from states.engine import FireRequest
-from states.hazard import HAZARD
-from states.inspection import INSPECTION
-from states.materialize import materialize
-from states.sweep import sweep
+from states.jobs.materialize import materialize
+from states.jobs.sweep import sweep
+from states.workflows.hazard import HAZARD
+from states.workflows.inspection import INSPECTION
 from tests.reliability.inspection_fixtures import (
     HAZ,
     PRINCIPAL,

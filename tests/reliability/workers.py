@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from core.errors import SafeloopError
 from models.db import make_engine
 from states import engine
-from states.errors import SafeloopError
-from states.hazard import HAZARD, PLAN_PARTS
+from states.workflows.hazard import HAZARD, PLAN_PARTS
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
 Outcome = tuple[int, str, str, int | None, Any, int | None]

@@ -14,10 +14,10 @@ from sqlalchemy import create_engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from core.errors import InvalidInput
+from core.settings import get_settings
 from safeloop.cli.main import app
 from safeloop.database import NOT_INITIALISED, require_ready
-from safeloop.settings import get_settings
-from states.errors import InvalidInput
 from tests.helpers import CJK, table_counts
 from tests.safeloop.test_cli import cli  # noqa: F401  (fixture)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safeloop.calendar import (
+from core.calendar import (
     Cadence,
     DayKind,
     WorkCalendar,
@@ -21,7 +21,7 @@ from safeloop.calendar import (
     period_of,
     seasonal_period,
 )
-from states.errors import InvalidInput
+from core.errors import InvalidInput
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "safeloop" / "data" / "calendar_overrides.example.yaml"
 CAL = WorkCalendar()

@@ -18,7 +18,7 @@ runner = CliRunner()
 def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Invoke ``safeloop --db URL ...`` on the test database, storing evidence under tmp_path."""
     monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(tmp_path / "store"))
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
 

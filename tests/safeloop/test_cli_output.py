@@ -31,7 +31,7 @@ REPORT = ("hazard", "report", "--as", "sun.banzhang", "--unit", "jinhua-team-a",
 def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``safeloop --db URL ...`` in-process, on the demo organisation with shipped checklists."""
     monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(tmp_path / "store"))
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
 

@@ -17,13 +17,14 @@ from sqlalchemy import text
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from core import infile
+from core.calendar import load_overrides
+from core.errors import InvalidInput
+from core.yamlfile import MAX_DEPTH, load_yaml
 from notifications import routing, templates
-from safeloop import checklists, infile, orgfile, risks
-from safeloop.calendar import load_overrides
+from safeloop import checklists, orgfile, risks
 from safeloop.cli.inspect import read_results
 from safeloop.cli.main import app
-from safeloop.yamlfile import MAX_DEPTH, load_yaml
-from states.errors import InvalidInput
 from tests.conftest import DEMO_ORG
 from tests.helpers import is_zh, table_counts
 
@@ -225,7 +226,7 @@ def test_nan_and_inf_polygons_are_refused(org: Session, tmp_path: Path) -> None:
 @pytest.fixture
 def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(tmp_path / "store"))
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     runner = CliRunner()

@@ -8,10 +8,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from core.errors import ConcurrentUpdate, InvalidInput
 from models import Hazard, InspectionPlan
 from safeloop import checklists, plans
 from safeloop.integrity import refusal, violation
-from states.errors import ConcurrentUpdate, InvalidInput
 from tests.helpers import report
 
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
+from core.errors import InvalidInput
 from models import Person, RoleGrant, Unit
 from safeloop import orgcheck, orgfile
-from states.errors import InvalidInput
 from tests.conftest import DEMO_ORG
 from tests.helpers import NOW, assign, fire, table_counts, walk_to
 

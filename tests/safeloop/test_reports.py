@@ -21,6 +21,8 @@ from sqlalchemy import event, select
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from core.errors import InvalidInput, NotFound
+from core.settings import get_settings
 from models import Hazard
 from safeloop.cli.main import app
 from safeloop.reports import (
@@ -31,13 +33,11 @@ from safeloop.reports import (
     render_bulletin,
     resolve_scope,
 )
-from safeloop.settings import get_settings
 from states import engine
-from states.errors import InvalidInput, NotFound
-from states.hazard import HAZARD
-from states.listing import LISTING
-from states.stat_report import STAT_REPORT, materialize_reports
-from states.suspension import SUSPENSION
+from states.workflows.hazard import HAZARD
+from states.workflows.listing import LISTING
+from states.workflows.stat_report import STAT_REPORT, materialize_reports
+from states.workflows.suspension import SUSPENSION
 from tests.helpers import FULL_PLAN
 
 ZONE = "Asia/Shanghai"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from core.errors import InvalidInput
 from safeloop.reports.risk_card import render_cards
 from safeloop.reports.risk_list import write_risk_list_csv, write_risk_list_xlsx
 from safeloop.reports.risk_map import _label_spot, render_risk_map
 from safeloop.reports.risk_views import MapArea, Measure, RiskMap, RiskView
-from states.errors import InvalidInput
 
 ENT = "晋北化工有限公司"
 AS_OF = date(2024, 6, 18)

@@ -189,7 +189,7 @@ def test_driver_loader_matches_core(org: Session) -> None:
     """The one-key loader through the driver's cursor (SQLite) yields the very dicts, types and
     values of the Core execution: dates, JSON and decimals included."""
     from states import engine
-    from states.hazard import HAZARD
+    from states.workflows.hazard import HAZARD
 
     ids = [walk_to(org, "closed", "major"), walk_to(org, "rectifying")]
     org.connection().execute(text("UPDATE hazard SET funds = 1234.5, plan = :plan WHERE id = :i"),

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
+from core.errors import GuardFailed, InvalidInput, NotFound, PermissionDenied, SafeloopError
 from safeloop import orgfile
 from states import engine
-from states.errors import GuardFailed, InvalidInput, NotFound, PermissionDenied, SafeloopError
-from states.hazard import HAZARD
+from states.workflows.hazard import HAZARD
 from tests.helpers import EVIDENCE, NOW, fire, is_zh, report, row_counts, walk_to
 
 LATER = NOW + timedelta(days=7)

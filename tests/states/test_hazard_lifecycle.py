@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from core.errors import GuardFailed, InvalidInput, PermissionDenied, TransitionNotAllowed
 from models import Hazard, OutboxMessage
 from states.audit import verify
-from states.errors import GuardFailed, InvalidInput, PermissionDenied, TransitionNotAllowed
 from tests.helpers import EVIDENCE, FULL_PLAN, NOW, assign, fire, report, walk_to
 
 

@@ -8,17 +8,17 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from core.calendar import WorkCalendar
+from core.errors import GuardFailed, InvalidInput
 from models import AuditEntry, Hazard, InspectionTask
 from safeloop import checklists, orgfile, plans
-from safeloop.calendar import WorkCalendar
 from states import engine
 from states.audit import verify
-from states.errors import GuardFailed, InvalidInput
-from states.hazard import HAZARD
-from states.inspection import INSPECTION, checklist
-from states.materialize import materialize
-from states.replay import replay
-from states.sweep import sweep, target_level
+from states.jobs.materialize import materialize
+from states.jobs.replay import replay
+from states.jobs.sweep import sweep, target_level
+from states.workflows.hazard import HAZARD
+from states.workflows.inspection import INSPECTION, checklist
 from tests.helpers import assign, report
 
 MON = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai

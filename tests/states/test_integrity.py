@@ -14,15 +14,15 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from core.errors import GuardFailed, InvalidInput, PermissionDenied
+from core.settings import get_settings
 from models.db import utcnow
 from safeloop import orgfile
 from safeloop.cli.main import app
-from safeloop.settings import get_settings
 from states import engine
 from states.engine import Origin
-from states.errors import GuardFailed, InvalidInput, PermissionDenied
-from states.hazard import HAZARD
 from states.registry import WORKFLOWS
+from states.workflows.hazard import HAZARD
 from tests.helpers import (
     EVIDENCE,
     FULL_PLAN,
@@ -215,7 +215,7 @@ def test_found_at_cannot_lie_in_the_future(org: Session):
 
 
 def test_forged_risk_score_and_grades_refused(org: Session):
-    from states.risk import RISK
+    from states.workflows.risk import RISK
 
     rid = engine.create(org, RISK, actor="li.anquan", as_of=NOW, data={
         "unit": "jinhua-team-a", "name": "氨压缩机", "kind": "facility",
@@ -273,7 +273,7 @@ def test_text_longer_than_the_limit_refused(org: Session):
 
 
 def test_annual_plan_in_another_departments_name_refused(narrow: Session):
-    from states.annual_plan import ANNUAL_PLAN
+    from states.workflows.annual_plan import ANNUAL_PLAN
 
     data = {"jurisdiction": "xz-edz", "year": 2026, "department": "edz-yjj",
             "entries": [{"enterprise": "jinhua", "frequency": 2}]}

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import GuardFailed, PermissionDenied, TransitionNotAllowed
 from models import Hazard, Listing
 from safeloop import orgfile
 from states import engine
 from states.audit import verify
-from states.errors import GuardFailed, PermissionDenied, TransitionNotAllowed
-from states.hazard import HAZARD
-from states.listing import LISTING
-from states.replay import replay
+from states.jobs.replay import replay
+from states.workflows.hazard import HAZARD
+from states.workflows.listing import LISTING
 from tests.helpers import FULL_PLAN
 
 T0 = datetime(2020, 9, 28, 2, 0, tzinfo=UTC)  # Monday 2020-09-28 10:00 in Shanghai

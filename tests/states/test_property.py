@@ -28,14 +28,14 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 from sqlmodel import Session
 
+from core.errors import SafeloopError, TransitionNotAllowed
 from models import Hazard
 from models.db import make_engine
 from states import engine
 from states.audit import verify
-from states.errors import SafeloopError, TransitionNotAllowed
-from states.hazard import HAZARD, PLAN_PARTS
-from states.replay import replay
+from states.jobs.replay import replay
 from states.workflow import ANY_OTHER
+from states.workflows.hazard import HAZARD, PLAN_PARTS
 from tests.conftest import BACKENDS
 from tests.helpers import EVIDENCE, NOW, TemplateDatabases, is_zh, row_counts
 

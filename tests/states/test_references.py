@@ -14,17 +14,17 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from core.errors import GuardFailed, NotFound, PermissionDenied, SafeloopError
 from models import Hazard, Listing
 from models.db import make_engine
 from safeloop import orgfile
 from states import engine
-from states.annual_plan import ANNUAL_PLAN
 from states.audit import verify
-from states.errors import GuardFailed, NotFound, PermissionDenied, SafeloopError
-from states.hazard import HAZARD
-from states.listing import LISTING
-from states.replay import replay
-from states.suspension import SUSPENSION
+from states.jobs.replay import replay
+from states.workflows.annual_plan import ANNUAL_PLAN
+from states.workflows.hazard import HAZARD
+from states.workflows.listing import LISTING
+from states.workflows.suspension import SUSPENSION
 from tests.helpers import is_zh, table_counts
 from tests.states.test_listing import T0, _major_rectifying
 

@@ -17,21 +17,21 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from core.errors import InvalidInput
 from models import AuditEntry, Hazard, InspectionTask, StatReport
 from safeloop import checklists, plans
 from states import engine
-from states.annual_plan import ANNUAL_PLAN
 from states.audit import verify
-from states.errors import InvalidInput
-from states.hazard import HAZARD
-from states.inspection import INSPECTION
-from states.listing import LISTING
-from states.materialize import materialize
+from states.jobs.materialize import materialize
+from states.jobs.replay import NOT_REPLAYED, compared_columns, replay
 from states.registry import WORKFLOWS
-from states.replay import NOT_REPLAYED, compared_columns, replay
-from states.risk import RISK
-from states.stat_report import STAT_REPORT, materialize_reports
-from states.suspension import SUSPENSION
+from states.workflows.annual_plan import ANNUAL_PLAN
+from states.workflows.hazard import HAZARD
+from states.workflows.inspection import INSPECTION
+from states.workflows.listing import LISTING
+from states.workflows.risk import RISK
+from states.workflows.stat_report import STAT_REPORT, materialize_reports
+from states.workflows.suspension import SUSPENSION
 from tests.helpers import EVIDENCE, FULL_PLAN, NOW, fire, report, walk_to
 from tests.states.test_inspection import _results, _task
 from tests.states.test_listing import REPORT, T0, _listed, _major_rectifying

@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.errors import GuardFailed, InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
 from models import AuditEntry, ChecklistItem, Hazard, InspectionPlan, InspectionTask, RiskPoint
 from safeloop import checklists, plans, risks
-from states import engine, risk_checklists
+from states import engine
 from states.audit import verify
-from states.errors import GuardFailed, InvalidInput, NotFound, PermissionDenied, TransitionNotAllowed
-from states.inspection import INSPECTION
-from states.materialize import materialize
-from states.replay import replay
-from states.risk import RISK
-from states.sweep import sweep
+from states.jobs import risk_checklists
+from states.jobs.materialize import materialize
+from states.jobs.replay import replay
+from states.jobs.sweep import sweep
+from states.workflows.inspection import INSPECTION
+from states.workflows.risk import RISK
 from tests.helpers import row_counts
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
+from core.errors import InvalidInput
 from models.enums import RiskGrade, Tier
-from states.errors import InvalidInput
 from states.risk_grading import (
     DEFAULT_BANDS,
     LEC_VALUES,
@@ -79,7 +79,7 @@ def test_configured_bands_move_the_edges() -> None:
 
 
 def test_settings_bands_reach_the_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
     from states.risk_grading import configured_bands
 
     monkeypatch.setenv("SAFELOOP_RISK_BANDS", '{"ls": {"significant": 9}}')

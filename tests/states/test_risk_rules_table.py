@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import PermissionDenied, TransitionNotAllowed
 from models.enums import Role
 from states import engine
-from states.errors import PermissionDenied, TransitionNotAllowed
-from states.risk import RISK, STATES
+from states.workflows.risk import RISK, STATES
 from tests.helpers import NOW, is_zh, row_counts
 
 LATER = NOW + timedelta(days=400)  # past the yearly review date, so due_review's guard passes

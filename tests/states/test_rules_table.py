@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
+from core.errors import GuardFailed, PermissionDenied, SafeloopError, TransitionNotAllowed
 from models.enums import Role
 from states import engine
-from states.errors import GuardFailed, PermissionDenied, SafeloopError, TransitionNotAllowed
-from states.hazard import HAZARD, STATES
+from states.workflows.hazard import HAZARD, STATES
 from tests.helpers import (
     EVIDENCE,
     FULL_PLAN,

@@ -9,18 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
+from core.errors import GuardFailed, InvalidInput, PermissionDenied
 from models import AnnualPlan, Hazard, InspectionPlan, InspectionTask, Listing, SuspensionOrder
 from safeloop import checklists
-from states import engine, regulator_plans
-from states.annual_plan import ANNUAL_PLAN, cadence_for
+from states import engine
 from states.audit import verify
-from states.errors import GuardFailed, InvalidInput, PermissionDenied
-from states.inspection import INSPECTION
-from states.listing import LISTING
-from states.materialize import materialize
-from states.replay import replay
-from states.suspension import SUSPENSION
-from states.sweep import sweep
+from states.jobs import regulator_plans
+from states.jobs.materialize import materialize
+from states.jobs.replay import replay
+from states.jobs.sweep import sweep
+from states.workflows.annual_plan import ANNUAL_PLAN, cadence_for
+from states.workflows.inspection import INSPECTION
+from states.workflows.listing import LISTING
+from states.workflows.suspension import SUSPENSION
 from tests.states.test_listing import T0, _listed, _major_rectifying
 
 EVIDENCE = [{"sha256": "c" * 64, "name": "整改报告.pdf", "size": 2048}]
@@ -126,7 +127,7 @@ def test_sweep_records_missed_duties_and_escalates_listing_by_working_days(org):
 
 def test_statistics_reports_are_due_duties(org):
     from models import StatReport
-    from states.stat_report import STAT_REPORT, materialize_reports
+    from states.workflows.stat_report import STAT_REPORT, materialize_reports
 
     assert materialize_reports(org, as_of=datetime(2020, 1, 2, 2, tzinfo=UTC)) == 4  # Q4+2019
     day = datetime(2020, 10, 1, 2, tzinfo=UTC)
@@ -150,7 +151,7 @@ def test_statistics_reports_are_due_duties(org):
                                   "unknown duty", "order no reason", "plan bad year",
                                   "plan unknown department"])
 def test_bad_input_on_the_regulator_side_changes_nothing(org, case):
-    from states.errors import NotFound, SafeloopError
+    from core.errors import NotFound, SafeloopError
     from tests.helpers import table_counts
 
     _, lid = _listed(org)

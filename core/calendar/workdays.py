@@ -15,9 +15,9 @@ from pathlib import Path
 
 import chinese_calendar as cc
 
-from safeloop.calendar.overrides import CalendarOverrides, load_overrides
-from safeloop.calendar.periods import DEFAULT_ZONE, local_date, local_midnight_utc
-from states.errors import InvalidInput
+from core.calendar.overrides import CalendarOverrides, load_overrides
+from core.calendar.periods import DEFAULT_ZONE, local_date, local_midnight_utc
+from core.errors import InvalidInput
 
 CC_VERSION: str = cc.__version__
 CC_YEARS: frozenset[int] = frozenset(

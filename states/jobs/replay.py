@@ -41,7 +41,7 @@ CREATED_BY_BATCH: dict[str, frozenset[str]] = {
 # Columns an effect writes that replay cannot reconstruct from the trail, and why. The
 # completeness test allows exactly these; adding one is a decision to review.
 NOT_REPLAYED: dict[tuple[str, str], str] = {
-    ("risk", "checklist_dirty"): "作业标记：由检查表派生（states/risk_checklists.py）在引擎之外清除，"
+    ("risk", "checklist_dirty"): "作业标记：由检查表派生（states/jobs/risk_checklists.py）在引擎之外清除，"
                                  "派生本身记为 derive_checklist 审计事件",
 }
 _CHUNK = 2_000

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from states.errors import InvalidInput
+from core.errors import InvalidInput
 
 ENV_PREFIX = "SAFELOOP_"
 DATABASE_ENV = f"{ENV_PREFIX}DATABASE_URL"

@@ -16,12 +16,12 @@ from datetime import date, datetime
 from sqlalchemy import DateTime, and_, func, literal, or_, select
 from sqlmodel import Session
 
+from core.calendar import Cadence, WorkCalendar, local_date, period_of
+from core.errors import InvalidInput
 from models import InspectionPlan, InspectionTask
 from models.db import as_utc, utcnow
-from safeloop.calendar import Cadence, WorkCalendar, local_date, period_of
 from states import engine
-from states.errors import InvalidInput
-from states.inspection import INSPECTION
+from states.workflows.inspection import INSPECTION
 
 PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 TASK = InspectionTask.__table__  # type: ignore[attr-defined]

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from models import ChecklistItem, InspectionPlan, InspectionTask, Unit
 from models.db import as_utc
 from models.enums import HazardGrade, HazardSource, Role
-from states.hazard import HAZARD, EvidenceRef
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Spawn, Subject, Workflow
+from states.workflows.hazard import HAZARD, EvidenceRef
 
 STATES: dict[str, str] = {
     "scheduled": "待检查",

@@ -16,8 +16,8 @@ from sqlmodel import Session
 from models import AnnualPlan, ChecklistTemplate, Enterprise, InspectionPlan, Unit
 from models.db import as_utc, utcnow
 from states import engine
-from states.annual_plan import ANNUAL_PLAN, cadence_for, effective_entries
 from states.workflow import Context
+from states.workflows.annual_plan import ANNUAL_PLAN, cadence_for, effective_entries
 
 PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 ANNUAL = AnnualPlan.__table__  # type: ignore[attr-defined]

@@ -21,15 +21,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from core.errors import InvalidInput
 from models import Department, Hazard, Listing
 from models.db import as_utc
 from models.enums import HazardGrade
 from states.clock import due_after_working_days, working_days_until
-from states.errors import InvalidInput
-from states.hazard import HAZARD, EvidenceRef
-from states.hazard import OPEN_STATES as OPEN_HAZARD
 from states.references import department_serves_enterprise
 from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflows.hazard import HAZARD, EvidenceRef
+from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ListingRules:
 
 def load_rules() -> ListingRules:
     """DOMAIN.md's defaults, overridden by the ``listing_rules`` setting; unknown keys refused."""
-    from safeloop.settings import get_settings
+    from core.settings import get_settings
 
     overrides = dict(get_settings().listing_rules)
     unknown = sorted(set(overrides) - set(ListingRules.__dataclass_fields__))

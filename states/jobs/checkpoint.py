@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlmodel import Session
 
+from core.errors import InvalidInput
 from models import AuditCheckpoint, AuditEntry, OutboxMessage
 from models.db import as_utc, utcnow
 from states import audit
-from states.errors import InvalidInput
 
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # under the storage folder
 CHECKPOINT = AuditCheckpoint.__table__  # type: ignore[attr-defined]

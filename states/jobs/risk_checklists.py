@@ -29,12 +29,12 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlmodel import Session
 
+from core.calendar import local_date
 from models import ChecklistItem, ChecklistTemplate, InspectionPlan, RiskPoint, Unit
 from models.db import as_utc, utcnow
 from models.enums import MeasureKind, RiskGrade, Tier
-from safeloop.calendar import local_date
 from states import engine, risk_grading
-from states.risk import CONTROLLED
+from states.workflows.risk import CONTROLLED
 
 TEMPLATE = ChecklistTemplate.__table__  # type: ignore[attr-defined]
 ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]

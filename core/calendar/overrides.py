@@ -24,9 +24,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
-from safeloop import infile
-from safeloop.yamlfile import SafeLoader, load_yaml
-from states.errors import InvalidInput
+from core import infile
+from core.errors import InvalidInput
+from core.yamlfile import SafeLoader, load_yaml
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"

@@ -19,12 +19,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import select
 
+from core.errors import InvalidInput
+from core.settings import get_settings
 from models import RiskPoint, SiteArea, Unit
 from models.db import as_utc
 from models.enums import MeasureKind, RiskGrade, RiskKind, Tier
-from safeloop.settings import get_settings
 from states import risk_grading
-from states.errors import InvalidInput
 from states.workflow import ANY_OTHER, STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
 STATES: dict[str, str] = {

@@ -22,13 +22,13 @@ from models.enums import HazardGrade
 from states import engine
 from states.clock import working_days_until
 from states.engine import BatchResult, FireRequest
-from states.hazard import HAZARD
-from states.inspection import INSPECTION
-from states.inspection import OPEN_STATES as OPEN_TASKS
-from states.listing import DUTIES, LISTING, RULES
-from states.risk import RISK
-from states.stat_report import STAT_REPORT
 from states.workflow import Workflow
+from states.workflows.hazard import HAZARD
+from states.workflows.inspection import INSPECTION
+from states.workflows.inspection import OPEN_STATES as OPEN_TASKS
+from states.workflows.listing import DUTIES, LISTING, RULES
+from states.workflows.risk import RISK
+from states.workflows.stat_report import STAT_REPORT
 
 HAZ = Hazard.__table__  # type: ignore[attr-defined]
 TASK = InspectionTask.__table__  # type: ignore[attr-defined]

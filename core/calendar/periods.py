@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from safeloop.timeparse import check_day
-from states.errors import InvalidInput
+from core.errors import InvalidInput
+from core.timeparse import check_day
 
 DEFAULT_ZONE = "Asia/Shanghai"
 

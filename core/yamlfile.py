@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from safeloop import infile
-from states.errors import InvalidInput
-from states.messages import zh_error
+from core import infile
+from core.errors import InvalidInput
+from core.messages import zh_error
 
 M = TypeVar("M", bound=BaseModel)
 

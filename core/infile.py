@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from states.errors import InvalidInput
+from core.errors import InvalidInput
 
 MB = 1024 * 1024
 MAX_YAML_BYTES = 10 * MB  # org, checklists, register, routing, templates, overrides, results, plans

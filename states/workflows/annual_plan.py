@@ -19,10 +19,10 @@ from sqlalchemy import and_, func, select
 
 from models import AnnualPlan, Department, Enterprise, Hazard, Jurisdiction, Listing
 from models.enums import HazardGrade
-from states.hazard import OPEN_STATES as OPEN_HAZARD
-from states.listing import ACTIVE as ACTIVE_LISTING
 from states.references import department_serves_jurisdiction
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
+from states.workflows.listing import ACTIVE as ACTIVE_LISTING
 
 STATES = {"draft": "草拟", "filed": "已备案", "active": "执行中", "closed": "已结束"}
 

@@ -7,8 +7,8 @@
 ``overrides`` — the override YAML (extra holidays, extra working days, extra covered years).
 """
 
-from safeloop.calendar.overrides import CalendarOverrides, load_overrides, parse_overrides
-from safeloop.calendar.periods import (
+from core.calendar.overrides import CalendarOverrides, load_overrides, parse_overrides
+from core.calendar.periods import (
     DEFAULT_ZONE,
     SEASONAL_CADENCE,
     Cadence,
@@ -23,7 +23,7 @@ from safeloop.calendar.periods import (
     period_of,
     seasonal_period,
 )
-from safeloop.calendar.workdays import (
+from core.calendar.workdays import (
     CC_YEARS,
     DEFAULT_PRE_HOLIDAY_DAYS,
     DayInfo,

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from core.errors import NotFound
 from models import SuspensionOrder
-from states.errors import NotFound
-from states.hazard import EvidenceRef
-from states.listing import hazard_row
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflows.hazard import EvidenceRef
+from states.workflows.listing import hazard_row
 
 STATES = {"ordered": "已责令停产停业", "rectifying": "停产整顿中",
           "resumption_requested": "已申请复产", "resumed": "已批准复产"}

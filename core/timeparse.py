@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from states.errors import InvalidInput
+from core.errors import InvalidInput
 
 EARLIEST = date(1970, 1, 1)
 LATEST = date(2100, 12, 31)
