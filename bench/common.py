@@ -24,8 +24,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from models import Hazard, Person, Unit
 from models.db import make_engine
+from models.tables import HAZARD as HAZARD_TABLE
+from models.tables import PERSON as PERSON_TABLE
+from models.tables import UNIT as UNIT_TABLE
 from safeloop import orgfile
 from safeloop.schema import upgrade
 from states import audit
@@ -33,9 +35,6 @@ from states.workflows.hazard import AssignParams, ReportParams
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ORG = ROOT / "safeloop" / "data" / "demo_org.yaml"
-HAZARD_TABLE = Hazard.__table__  # type: ignore[attr-defined]
-PERSON_TABLE = Person.__table__  # type: ignore[attr-defined]
-UNIT_TABLE = Unit.__table__  # type: ignore[attr-defined]
 
 SEED_AT = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Asia/Shanghai
 UNIT_KEY = "jinhua-team-a"

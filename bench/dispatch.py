@@ -30,7 +30,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bench.common import OWNER, SEED_AT, Result, Stopwatch, new_database, scratch_dir, seed_rectifying
-from models import AuditEntry, Delivery, OutboxMessage, Person
+from models import Delivery, Person
+from models.tables import AUDIT_ENTRY as AUDIT
+from models.tables import NOTIFICATION_DELIVERY
+from models.tables import OUTBOX as OUT
 from notifications import routing, templates
 from notifications.dispatch import DispatchConfig, Dispatcher
 
@@ -39,8 +42,6 @@ TARGET_RATE = 200.0
 CONCURRENCY = 16
 BATCH = 500
 LAP_BATCHES = 4  # 2,000 messages per lap
-OUT = OutboxMessage.__table__  # type: ignore[attr-defined]
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
 SINK = """
@@ -185,7 +186,7 @@ def _check(engine: Engine, n: int) -> None:
     with Session(engine) as session:
         conn = session.connection()
         statuses = dict(conn.execute(select(OUT.c.status, func.count()).group_by(OUT.c.status)).all())
-        sent = conn.execute(select(func.count()).select_from(Delivery.__table__)  # type: ignore[attr-defined]
+        sent = conn.execute(select(func.count()).select_from(NOTIFICATION_DELIVERY)
                             .where(Delivery.status == "sent")).scalar_one()  # type: ignore[arg-type]
     if statuses != {"sent": n} or sent != n:
         raise AssertionError(f"outbox {statuses}, {sent} deliveries sent, expected {n}")

@@ -38,8 +38,8 @@ from bench.common import (
 )
 from bench.rawsql import db_time
 from core.calendar import Cadence, WorkCalendar, local_date, period_of
-from models import InspectionPlan
 from models.db import make_engine
+from models.tables import INSPECTION_PLAN as PLAN_TABLE
 from safeloop import checklists
 from states.jobs.materialize import WORKING_DAYS, materialize
 
@@ -50,7 +50,6 @@ BATCH_SIZE = 50_000
 ZONE = "Asia/Shanghai"
 AS_OF = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 local: a new day and a new week
 ACTIVE_FROM = date(2026, 1, 1)
-PLAN_TABLE = InspectionPlan.__table__  # type: ignore[attr-defined]
 CADENCES = (Cadence.daily, Cadence.weekly, Cadence.monthly, Cadence.quarterly)
 _CHUNK = 20_000
 

@@ -25,9 +25,13 @@ from sqlmodel import Session
 
 from bench.common import Result, Stopwatch, check_chain, copy_database, new_database, raw_connect, scratch_dir
 from bench.rawsql import db_time
-from models import ChecklistItem, ChecklistTemplate, Enterprise, InspectionPlan, Jurisdiction, RiskPoint, Unit
+from models import Jurisdiction
 from models.db import make_engine
 from models.enums import MeasureKind, RiskGrade, Tier
+from models.tables import ENTERPRISE as ENT
+from models.tables import INSPECTION_PLAN as PLAN
+from models.tables import RISK_POINT as RISK
+from models.tables import UNIT
 from safeloop import checklists
 from states.jobs import risk_checklists
 
@@ -37,12 +41,6 @@ MAX_SECONDS = 10.0
 AS_OF = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 GRADES = list(RiskGrade)
 KINDS = [MeasureKind.engineering, MeasureKind.management, MeasureKind.ppe]
-ENT = Enterprise.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
-RISK = RiskPoint.__table__  # type: ignore[attr-defined]
-ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]
-TEMPLATE = ChecklistTemplate.__table__  # type: ignore[attr-defined]
 TREE = [("g", Tier.group, None), ("p", Tier.plant, "g"), ("w1", Tier.workshop, "p"),
         ("w2", Tier.workshop, "p"), ("t1", Tier.team, "w1"), ("t2", Tier.team, "w1"),
         ("t3", Tier.team, "w2")]

@@ -18,14 +18,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 
 from core.errors import InvalidInput
-from models import Enterprise, Jurisdiction, Person, RoleGrant, Unit
+from models.tables import ENTERPRISE, JURISDICTION, PERSON, UNIT
+from models.tables import ROLE_GRANT as GRANT
 from notifications.routing import Channel, Routing
-
-PERSON = Person.__table__  # type: ignore[attr-defined]
-GRANT = RoleGrant.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
-JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
 
 _SPEC = re.compile(r"^(?:person:(?P<person>\d+)|role:(?P<role>[a-z_]+)(?:@unit:(?P<unit>\d+))?)$")
 

@@ -18,11 +18,10 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, u
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from models import AuditEntry, Delivery, OutboxMessage
+from models.tables import AUDIT_ENTRY as AUDIT
+from models.tables import NOTIFICATION_DELIVERY as DELIVERY
+from models.tables import OUTBOX as OUT
 
-OUT = OutboxMessage.__table__  # type: ignore[attr-defined]
-DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 STATUSES = ("pending", "sending", "sent", "dead", "unrouted", "skipped")
 _CHUNK = 500
 

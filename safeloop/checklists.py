@@ -16,14 +16,13 @@ from sqlmodel import Session
 
 from core.errors import InvalidInput
 from core.yamlfile import parse_model, read_text
-from models import ChecklistItem, ChecklistTemplate
 from models.db import utcnow
 from models.enums import HazardCategory, HazardGrade, Tier
+from models.tables import CHECKLIST_ITEM as ITEM
+from models.tables import CHECKLIST_TEMPLATE as TEMPLATE
 from states import engine
 
 SHIPPED = Path(__file__).parent / "data" / "checklists"
-TEMPLATE = ChecklistTemplate.__table__  # type: ignore[attr-defined]
-ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 

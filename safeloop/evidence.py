@@ -16,10 +16,9 @@ from sqlmodel import Session
 
 from core import infile
 from core.errors import InvalidInput, NotFound
-from models import Evidence
 from models.db import is_sqlite, utcnow
+from models.tables import EVIDENCE
 
-EVIDENCE = Evidence.__table__  # type: ignore[attr-defined]
 MAX_BYTES = infile.MAX_EVIDENCE_BYTES
 
 

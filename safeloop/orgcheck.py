@@ -32,19 +32,19 @@ from sqlalchemy.orm import aliased
 
 from core.errors import InvalidInput
 from core.yamlfile import line_of, where
-from models import (
-    Department,
-    Enterprise,
-    Hazard,
-    InspectionPlan,
-    InspectionTask,
-    Jurisdiction,
-    Person,
-    RiskPoint,
-    RoleGrant,
-    Unit,
-)
 from models.db import utcnow
+from models.tables import (
+    DEPARTMENT,
+    ENTERPRISE,
+    INSPECTION_PLAN,
+    INSPECTION_TASK,
+    JURISDICTION,
+    PERSON,
+    RISK_POINT,
+    ROLE_GRANT,
+    UNIT,
+)
+from models.tables import HAZARD as HAZARD_TABLE
 from states.workflows.hazard import HAZARD
 from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
 from states.workflows.inspection import INSPECTORS
@@ -137,8 +137,8 @@ class Checker:
     # ---- the file against the database ----------------------------------------------------
 
     def database_tree(self) -> tuple[Tree, set[str]]:
-        jt, et, ut, dt = (Jurisdiction.__table__, Enterprise.__table__,  # type: ignore[attr-defined]
-                          Unit.__table__, Department.__table__)  # type: ignore[attr-defined]
+        jt, et, ut, dt = (JURISDICTION, ENTERPRISE,
+                          UNIT, DEPARTMENT)
         c = self.conn
         jur = {i: k for i, k in c.execute(select(jt.c.id, jt.c.key))}
         ent = {i: k for i, k in c.execute(select(et.c.id, et.c.key))}
@@ -201,8 +201,8 @@ class Checker:
     # ---- open work --------------------------------------------------------------------------
 
     def grants(self, person_ids: list[int] | None) -> dict[str, set[Grant]]:
-        gt, pt = RoleGrant.__table__, Person.__table__  # type: ignore[attr-defined]
-        ut, jt = Unit.__table__, Jurisdiction.__table__  # type: ignore[attr-defined]
+        gt, pt = ROLE_GRANT, PERSON
+        ut, jt = UNIT, JURISDICTION
         query = (select(pt.c.key, gt.c.role, ut.c.key, jt.c.key)
                  .join(pt, pt.c.id == gt.c.person_id)
                  .outerjoin(ut, ut.c.id == gt.c.unit_id)
@@ -216,9 +216,9 @@ class Checker:
 
     def open_work(self, person_ids: list[int] | None) -> Iterator[tuple[str, str, str, str, Sequence[str]]]:
         """(person key, label, code, unit key, roles that may act on it) for open work held."""
-        pt, ut = Person.__table__, Unit.__table__  # type: ignore[attr-defined]
-        ht, tt = Hazard.__table__, InspectionTask.__table__  # type: ignore[attr-defined]
-        plt, rt = InspectionPlan.__table__, RiskPoint.__table__  # type: ignore[attr-defined]
+        pt, ut = PERSON, UNIT
+        ht, tt = HAZARD_TABLE, INSPECTION_TASK
+        plt, rt = INSPECTION_PLAN, RISK_POINT
         today = utcnow().date()
         sources = [
             (ht, ht.c.owner_id, ht.c.code, ht.c.state.in_(OPEN_HAZARD), "整改责任人：隐患", OWNER_ROLES),
@@ -242,7 +242,7 @@ class Checker:
 
     def authority(self, before: Tree, after: Tree) -> None:
         """Refuse a load that would leave someone holding open work they may no longer act on."""
-        pt = Person.__table__  # type: ignore[attr-defined]
+        pt = PERSON
         in_file = {p.id: i for i, p in enumerate(self.org.people)}
         ids = dict(self.conn.execute(select(pt.c.key, pt.c.id).where(pt.c.key.in_(list(in_file)))).all())
         wanted = {p.id: {(r.role, r.unit, r.jurisdiction) for r in p.roles} for p in self.org.people}

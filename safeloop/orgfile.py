@@ -20,8 +20,8 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlmodel import Session
 
 from core.yamlfile import parse_model, read_text
-from models import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.enums import Role, Tier
+from models.tables import DEPARTMENT, ENTERPRISE, JURISDICTION, PERSON, ROLE_GRANT, UNIT
 from safeloop import orgcheck
 from states import engine
 
@@ -199,8 +199,8 @@ def load(session: Session, path: Path, *, actor: str = "admin") -> LoadReport:
 def _write(w: _Writer, org: OrgFile) -> None:
     """Write a checked file (``orgcheck.check`` has vouched for every reference)."""
     jt, dt, et, ut, pt, gt = (
-        Jurisdiction.__table__, Department.__table__, Enterprise.__table__,  # type: ignore[attr-defined]
-        Unit.__table__, Person.__table__, RoleGrant.__table__,  # type: ignore[attr-defined]
+        JURISDICTION, DEPARTMENT, ENTERPRISE,
+        UNIT, PERSON, ROLE_GRANT,
     )
     jur = w.ids(jt)
     for j in org.jurisdictions:

@@ -16,15 +16,15 @@ from sqlmodel import Session
 
 from core.errors import GuardFailed, InvalidInput, NotFound
 from core.timeparse import check_day
-from models import InspectionPlan, Person, Unit
+from models import Person, Unit
 from models.db import utcnow
 from models.enums import Role, Tier
+from models.tables import INSPECTION_PLAN as PLAN
 from safeloop import checklists
 from states import engine
 from states.jobs.materialize import PRE_HOLIDAY, SEASONAL, WORKING_DAYS
 from states.workflows.inspection import INSPECTION
 
-PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 DEFAULT_CADENCE = {Tier.team: "daily", Tier.workshop: "weekly", Tier.plant: "monthly",
                    Tier.group: "quarterly"}
 CADENCES = {"daily": "日查", "weekly": "周查", "monthly": "月查", "quarterly": "季查",

@@ -22,18 +22,17 @@ from sqlmodel import Session
 from core.calendar import local_date
 from core.errors import InvalidInput, NotFound, PermissionDenied, SafeloopError
 from core.yamlfile import parse_model, read_text, where
-from models import Enterprise, Person, RiskPoint, RoleGrant, SiteArea, Unit
+from models import Person, Unit
 from models.db import as_utc, utcnow
+from models.tables import ENTERPRISE as ENT
+from models.tables import PERSON, UNIT
+from models.tables import RISK_POINT as RP
+from models.tables import ROLE_GRANT as GRANT
+from models.tables import SITE_AREA as AREA
 from safeloop.reports.risk_views import MapArea, Measure, RiskMap, RiskView
 from states import engine
 from states.workflows.risk import RISK, EvaluateParams, IdentifyParams
 
-AREA = SiteArea.__table__  # type: ignore[attr-defined]
-RP = RiskPoint.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-ENT = Enterprise.__table__  # type: ignore[attr-defined]
-PERSON = Person.__table__  # type: ignore[attr-defined]
-GRANT = RoleGrant.__table__  # type: ignore[attr-defined]
 AREA_EDITORS = ("safety_officer", "unit_head", "principal")
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

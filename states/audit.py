@@ -23,11 +23,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from models import AuditEntry, AuditHead
+from models.tables import AUDIT_ENTRY as AUDIT
+from models.tables import AUDIT_HEAD as HEAD
 
 GENESIS = "0" * 64
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-HEAD = AuditHead.__table__  # type: ignore[attr-defined]
 HASH_VERSION = 2  # the encoding of every new row
 CHANNELS = ("cli", "web", "api", "flow")  # how an actor came (None: not recorded)
 

@@ -40,9 +40,10 @@ from core.errors import (
     SafeloopError,
     TransitionNotAllowed,
 )
-from models import Department, Enterprise, Evidence, Jurisdiction, OutboxMessage, Person, RoleGrant, Unit
 from models.db import as_utc, utcnow
 from models.enums import Role
+from models.tables import DEPARTMENT, ENTERPRISE, EVIDENCE, JURISDICTION, OUTBOX, PERSON, UNIT
+from models.tables import ROLE_GRANT as GRANT
 from states import audit
 from states.workflow import (
     ANY_OTHER,
@@ -62,14 +63,6 @@ PERSON_CHANNELS = frozenset({"cli", "web", "api"})
 _CHUNK = 500
 _GC_PAUSE_MIN = 256  # batches at least this big run with the cyclic collector paused
 
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
-JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
-PERSON = Person.__table__  # type: ignore[attr-defined]
-GRANT = RoleGrant.__table__  # type: ignore[attr-defined]
-DEPARTMENT = Department.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-EVIDENCE = Evidence.__table__  # type: ignore[attr-defined]
 
 # Statements built once: building a Select costs more than executing it (see bench/).
 # A grant's department comes with its industries ("" = a department without a list; NULL = a

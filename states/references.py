@@ -13,12 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from core.errors import NotFound
-from models import Department, Enterprise, Jurisdiction
+from models.tables import DEPARTMENT, ENTERPRISE, JURISDICTION
 from states.workflow import Context
-
-DEPARTMENT = Department.__table__  # type: ignore[attr-defined]
-ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
-JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
 
 
 def department(ctx: Context, key: str) -> dict[str, Any]:

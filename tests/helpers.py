@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel
 
 from models import AuditEntry
 from models.db import make_engine
+from models.tables import EVIDENCE as EVIDENCE_TABLE
 from safeloop import orgfile
 from safeloop.schema import upgrade
 from states import engine
@@ -42,9 +43,8 @@ SEEDED_EVIDENCE = [
 
 def seed_evidence(session: Session) -> None:
     """Register the test evidence files in the store (rows only; no test reads their bytes)."""
-    from models import Evidence
 
-    table = Evidence.__table__  # type: ignore[attr-defined]
+    table = EVIDENCE_TABLE
     now = datetime.now(UTC)
     conn = session.connection()
     present = set(conn.execute(select(table.c.sha256)).scalars())

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from core import infile
 from core.errors import InvalidInput, NotFound
 from core.timeparse import to_local
-from models import AuditEntry
+from models.tables import AUDIT_ENTRY as AUDIT
 from safeloop.cli.common import (
     STATE,
     JsonOpt,
@@ -39,7 +39,6 @@ from states.registry import WORKFLOWS
 from states.workflow import Workflow
 
 app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 # Version 1's columns first (where earlier exports had them), then what version 2 added.
 EXPORT_FIELDS = (*HASHED_FIELDS, "hash", "hash_version", *V2_FIELDS)
 

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from core.errors import InvalidInput, NotFound
 from core.timeparse import to_local
 from core.yamlfile import read_yaml
-from models import ChecklistItem, Hazard, InspectionPlan, InspectionTask, Person, Unit
+from models import ChecklistItem, Hazard, InspectionPlan, Person, Unit
 from models.db import as_utc
+from models.tables import INSPECTION_TASK as TASK
 from safeloop import evidence
 from safeloop.cli.common import (
     STATE,
@@ -34,7 +35,6 @@ from states.workflows.inspection import INSPECTION
 
 app = typer.Typer(help="隐患排查任务：查看、开始、提交结果、审核（inspection tasks）",
                   no_args_is_help=True)
-TASK = InspectionTask.__table__  # type: ignore[attr-defined]
 TaskArg = Annotated[str, code_arg("排查任务编号")]
 
 

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from core.calendar import local_date
 from core.errors import InvalidInput, NotFound
 from core.timeparse import to_local
-from models import RiskPoint
 from models.db import utcnow
 from models.enums import MeasureKind, RiskGrade
+from models.tables import RISK_POINT as RP
 from safeloop import risks
 from safeloop.cli.audit import entity_with_history, print_history
 from safeloop.cli.common import (
@@ -42,7 +42,6 @@ from states.workflows.risk import RISK
 
 app = typer.Typer(help="风险分级管控：风险点辨识、评价（LEC/LS）、审批、清单、四色图、告知卡",
                   no_args_is_help=True)
-RP = RiskPoint.__table__  # type: ignore[attr-defined]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="原因/说明")]
 EnterpriseArg = Annotated[str, code_arg("企业编号")]
 CodeArg = Annotated[str, code_arg("风险点编号，如 FX-000001")]

@@ -26,20 +26,15 @@ from sqlalchemy import Connection, and_, not_, select
 from sqlalchemy.sql import Select
 
 from core.calendar import Period
-from models import AuditEntry, Enterprise, Hazard, Listing, Person, SuspensionOrder, Unit
 from models.db import as_utc
+from models.tables import AUDIT_ENTRY as AUDIT
+from models.tables import ENTERPRISE, HAZARD, LISTING, PERSON, UNIT
+from models.tables import SUSPENSION_ORDER as SUSPENSION
 from safeloop.reports.scope import JURISDICTION, Scope, cutoff, zh_date
 from states.audit import format_at
 from states.workflows.hazard import ESCALATION_LEVELS
 from states.workflows.listing import LEVELS as LISTING_LEVELS
 
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-HAZARD = Hazard.__table__  # type: ignore[attr-defined]
-LISTING = Listing.__table__  # type: ignore[attr-defined]
-SUSPENSION = SuspensionOrder.__table__  # type: ignore[attr-defined]
-ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-PERSON = Person.__table__  # type: ignore[attr-defined]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REFERRAL_LEVEL = 3  # 移送处罚（按上限处罚）
 SCOPES = {"full": "全部停产停业", "partial": "部分停产停业"}

@@ -15,9 +15,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.calendar import Cadence, Period, period_by_key
 from core.errors import InvalidInput, NotFound
-from models import Jurisdiction
+from models.tables import JURISDICTION
 
-JURISDICTION = Jurisdiction.__table__  # type: ignore[attr-defined]
 ALL = "/"  # every jurisdiction path starts with it
 
 _QUARTER = re.compile(r"^\d{4}-Q[1-4]$")

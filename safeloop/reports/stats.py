@@ -31,16 +31,12 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.calendar import Cadence, Period
-from models import Enterprise, Hazard, Listing, StatReport, SuspensionOrder
 from models.db import as_utc
+from models.tables import ENTERPRISE, HAZARD, LISTING, STAT_REPORT
+from models.tables import SUSPENSION_ORDER as SUSPENSION
 from safeloop.reports.scope import JURISDICTION, Scope, cutoff, statistics_due, zh_date
 from states.workflows.stat_report import STATES as FILING_STATES
 
-HAZARD = Hazard.__table__  # type: ignore[attr-defined]
-LISTING = Listing.__table__  # type: ignore[attr-defined]
-SUSPENSION = SuspensionOrder.__table__  # type: ignore[attr-defined]
-ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
-STAT_REPORT = StatReport.__table__  # type: ignore[attr-defined]
 CENT = Decimal("0.01")
 
 Kind = Literal["text", "count", "rate", "money"]

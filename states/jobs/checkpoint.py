@@ -22,14 +22,13 @@ from sqlalchemy import Connection, insert, select
 from sqlmodel import Session
 
 from core.errors import InvalidInput
-from models import AuditCheckpoint, AuditEntry, OutboxMessage
 from models.db import as_utc, utcnow
+from models.tables import AUDIT_CHECKPOINT as CHECKPOINT
+from models.tables import AUDIT_ENTRY as AUDIT
+from models.tables import OUTBOX
 from states import audit
 
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # under the storage folder
-CHECKPOINT = AuditCheckpoint.__table__  # type: ignore[attr-defined]
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _ANCHOR = re.compile(r"(\d{1,18}):([0-9a-fA-F]{64})")
 
 

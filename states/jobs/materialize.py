@@ -18,13 +18,11 @@ from sqlmodel import Session
 
 from core.calendar import Cadence, WorkCalendar, local_date, period_of
 from core.errors import InvalidInput
-from models import InspectionPlan, InspectionTask
 from models.db import as_utc, utcnow
+from models.tables import INSPECTION_PLAN as PLAN
 from states import engine
 from states.workflows.inspection import INSPECTION
 
-PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
-TASK = InspectionTask.__table__  # type: ignore[attr-defined]
 BATCH_ENTITY = f"{INSPECTION.name}_batch"  # replay checks every task belongs to one
 PRE_HOLIDAY = "pre_holiday"
 SEASONAL = "seasonal"

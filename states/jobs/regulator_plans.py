@@ -13,17 +13,15 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
-from models import AnnualPlan, ChecklistTemplate, Enterprise, InspectionPlan, Unit
 from models.db import as_utc, utcnow
+from models.tables import ANNUAL_PLAN as ANNUAL
+from models.tables import CHECKLIST_TEMPLATE as TEMPLATE
+from models.tables import ENTERPRISE, UNIT
+from models.tables import INSPECTION_PLAN as PLAN
 from states import engine
 from states.workflow import Context
 from states.workflows.annual_plan import ANNUAL_PLAN, cadence_for, effective_entries
 
-PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
-ANNUAL = AnnualPlan.__table__  # type: ignore[attr-defined]
-TEMPLATE = ChecklistTemplate.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
 TEMPLATE_BY_INDUSTRY = {"化工": "chem-major-2017-121"}
 DEFAULT_TEMPLATE = "general-group"
 

@@ -22,13 +22,13 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, select
 
-from models import AuditEntry, Person
+from models import Person
 from models.db import as_utc
+from models.tables import AUDIT_ENTRY as AUDIT
 from states.engine import scope_of_new
 from states.registry import WORKFLOWS
 from states.workflow import Context, Subject, Workflow, validate_params
 
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 # A row's identity and bookkeeping: not facts an event decides.
 IDENTITY = frozenset({"id", "code", "created_at", "updated_at"})
 # Columns a materialisation batch writes when it creates its rows (no event does): compared with

@@ -30,17 +30,16 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlmodel import Session
 
 from core.calendar import local_date
-from models import ChecklistItem, ChecklistTemplate, InspectionPlan, RiskPoint, Unit
 from models.db import as_utc, utcnow
 from models.enums import MeasureKind, RiskGrade, Tier
+from models.tables import CHECKLIST_ITEM as ITEM
+from models.tables import CHECKLIST_TEMPLATE as TEMPLATE
+from models.tables import INSPECTION_PLAN as PLAN
+from models.tables import RISK_POINT as RISK
+from models.tables import UNIT
 from states import engine, risk_grading
 from states.workflows.risk import CONTROLLED
 
-TEMPLATE = ChecklistTemplate.__table__  # type: ignore[attr-defined]
-ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]
-PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
-RISK = RiskPoint.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
 # The hazard category a failed measure implies (DOMAIN.md: things, behaviour, management).
 CATEGORY = {MeasureKind.engineering: "thing", MeasureKind.management: "management",
             MeasureKind.training: "management", MeasureKind.ppe: "behaviour",

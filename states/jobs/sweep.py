@@ -16,9 +16,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from models import Hazard, InspectionTask, Listing, RiskPoint, StatReport
 from models.db import as_utc, utcnow
 from models.enums import HazardGrade
+from models.tables import HAZARD as HAZ
+from models.tables import INSPECTION_TASK as TASK
+from models.tables import LISTING as LST
+from models.tables import RISK_POINT as RSK
+from models.tables import STAT_REPORT as RPT
 from states import engine
 from states.clock import working_days_until
 from states.engine import BatchResult, FireRequest
@@ -30,11 +34,6 @@ from states.workflows.listing import DUTIES, LISTING, RULES
 from states.workflows.risk import RISK
 from states.workflows.stat_report import STAT_REPORT
 
-HAZ = Hazard.__table__  # type: ignore[attr-defined]
-TASK = InspectionTask.__table__  # type: ignore[attr-defined]
-LST = Listing.__table__  # type: ignore[attr-defined]
-RPT = StatReport.__table__  # type: ignore[attr-defined]
-RSK = RiskPoint.__table__  # type: ignore[attr-defined]
 SYSTEM = engine.SYSTEM_ACTOR
 RECTIFYING = ("planning", "rectifying")
 TOP_LEVEL = 3

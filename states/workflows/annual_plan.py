@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, select
 
-from models import AnnualPlan, Department, Enterprise, Hazard, Jurisdiction, Listing
 from models.enums import HazardGrade
+from models.tables import ANNUAL_PLAN as ANNUAL_PLAN_TABLE
+from models.tables import DEPARTMENT, ENTERPRISE, HAZARD, JURISDICTION, LISTING
 from states.references import department_serves_jurisdiction
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
@@ -68,7 +69,7 @@ class FrequencyParams(BaseModel):
 
 def _enterprises(ctx: Context, jurisdiction_id: int) -> dict[str, dict[str, Any]]:
     """Enterprises in the jurisdiction and every jurisdiction below it."""
-    jur, ent = Jurisdiction.__table__, Enterprise.__table__  # type: ignore[attr-defined]
+    jur, ent = JURISDICTION, ENTERPRISE
     path = ctx.conn.execute(select(jur.c.path).where(jur.c.id == jurisdiction_id)).scalar()
     rows = ctx.conn.execute(
         select(ent.c.id, ent.c.key, ent.c.name, ent.c.industry)
@@ -93,7 +94,7 @@ def effective_entries(ctx: Context, jurisdiction_id: int,
     """Each entry with its effective frequency: doubled where a major hazard is open or listed."""
     known = _enterprises(ctx, jurisdiction_id)
     ids = [known[e["enterprise"]]["id"] for e in entries]
-    haz, lst = Hazard.__table__, Listing.__table__  # type: ignore[attr-defined]
+    haz, lst = HAZARD, LISTING
     majors = dict(ctx.conn.execute(
         select(haz.c.enterprise_id, func.count()).where(and_(
             haz.c.enterprise_id.in_(ids), haz.c.grade == HazardGrade.major.value,
@@ -123,7 +124,7 @@ def effective_entries(ctx: Context, jurisdiction_id: int,
 def on_draft(subject: Subject, ctx: Context) -> dict[str, Any]:
     department = None
     if subject.data.get("department"):
-        table = Department.__table__  # type: ignore[attr-defined]
+        table = DEPARTMENT
         department = ctx.conn.execute(select(table.c.id).where(
             table.c.key == subject.data["department"])).scalar()
     return {"year": subject.data["year"], "department_id": department,
@@ -220,7 +221,7 @@ DRAFT = EventRule(
 ANNUAL_PLAN = Workflow(
     name="annual_plan",
     label="年度监督检查计划",
-    table=AnnualPlan.__table__,  # type: ignore[attr-defined]
+    table=ANNUAL_PLAN_TABLE,
     code_prefix="JH",
     states=STATES,
     terminal=frozenset({"closed"}),

@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models import Hazard
 from models.db import as_utc
 from models.enums import HazardCategory, HazardGrade, HazardSource
+from models.tables import HAZARD as HAZARD_TABLE
 from states.workflow import (
     ANY_OTHER,
     MAX_ID_CHARS,
@@ -485,7 +485,7 @@ REPORT = EventRule(
 HAZARD = Workflow(
     name="hazard",
     label="隐患",
-    table=Hazard.__table__,  # type: ignore[attr-defined]
+    table=HAZARD_TABLE,
     code_prefix="YH",
     states=STATES,
     terminal=frozenset({"closed", "cancelled"}),

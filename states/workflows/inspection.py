@@ -18,9 +18,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from models import ChecklistItem, InspectionPlan, InspectionTask, Unit
 from models.db import as_utc
 from models.enums import HazardGrade, HazardSource, Role
+from models.tables import CHECKLIST_ITEM as ITEM
+from models.tables import INSPECTION_PLAN as PLAN
+from models.tables import INSPECTION_TASK, UNIT
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Spawn, Subject, Workflow
 from states.workflows.hazard import HAZARD, EvidenceRef
 
@@ -33,9 +35,6 @@ STATES: dict[str, str] = {
     "cancelled": "已取消",
 }
 OPEN_STATES = ("scheduled", "in_progress")
-ITEM = ChecklistItem.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
 
 
 class ItemResult(BaseModel):
@@ -245,7 +244,7 @@ MATERIALIZE = EventRule(
 INSPECTION = Workflow(
     name="inspection",
     label="排查任务",
-    table=InspectionTask.__table__,  # type: ignore[attr-defined]
+    table=INSPECTION_TASK,
     code_prefix="XC",
     states=STATES,
     terminal=frozenset({"reviewed", "missed", "cancelled"}),

@@ -22,9 +22,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from core.errors import InvalidInput
-from models import Department, Hazard, Listing
 from models.db import as_utc
 from models.enums import HazardGrade
+from models.tables import DEPARTMENT
+from models.tables import HAZARD as HAZARD_TABLE
+from models.tables import LISTING as LISTING_TABLE
 from states.clock import due_after_working_days, working_days_until
 from states.references import department_serves_enterprise
 from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
@@ -145,7 +147,7 @@ class DutyParams(BaseModel):
 
 
 def hazard_row(ctx: Context, code_or_id: str | int) -> dict[str, Any] | None:
-    table = Hazard.__table__  # type: ignore[attr-defined]
+    table = HAZARD_TABLE
     column = table.c.id if isinstance(code_or_id, int) else table.c.code
     row = ctx.conn.execute(select(table).where(column == code_or_id)).mappings().first()
     return dict(row) if row else None
@@ -175,7 +177,7 @@ def one_open_listing(subject: Subject, ctx: Context) -> str | None:
     """A hazard has at most one listing that is not delisted. The hazard row is locked first
     (PostgreSQL) so two concurrent proposals queue here and the second sees the first; the
     partial unique index ``uq_listing_open_hazard`` is the database's own backstop."""
-    haz, lst = Hazard.__table__, Listing.__table__  # type: ignore[attr-defined]
+    haz, lst = HAZARD_TABLE, LISTING_TABLE
     lock = select(haz.c.id).where(haz.c.code == subject.data["hazard"])
     if ctx.conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
         lock = lock.with_for_update()
@@ -263,7 +265,7 @@ def on_propose(subject: Subject, ctx: Context) -> dict[str, Any]:
     hazard = hazard_row(ctx, subject.data["hazard"])
     department = None
     if subject.data.get("department"):
-        table = Department.__table__  # type: ignore[attr-defined]
+        table = DEPARTMENT
         department = ctx.conn.execute(select(table.c.id).where(
             table.c.key == subject.data["department"])).scalar()
     return {"hazard_id": hazard["id"] if hazard else None, "department_id": department}
@@ -462,7 +464,7 @@ PROPOSE = EventRule(
 LISTING = Workflow(
     name="listing",
     label="挂牌督办",
-    table=Listing.__table__,  # type: ignore[attr-defined]
+    table=LISTING_TABLE,
     code_prefix="GP",
     states=STATES,
     terminal=frozenset(TERMINAL),

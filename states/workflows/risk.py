@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from core.errors import InvalidInput
 from core.settings import get_settings
-from models import RiskPoint, SiteArea, Unit
 from models.db import as_utc
 from models.enums import MeasureKind, RiskGrade, RiskKind, Tier
+from models.tables import RISK_POINT, UNIT
+from models.tables import SITE_AREA as AREA
 from states import risk_grading
 from states.workflow import ANY_OTHER, STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 
@@ -42,8 +43,6 @@ ACCIDENT_TYPES = (
     "坍塌", "冒顶片帮", "透水", "放炮", "火药爆炸", "瓦斯爆炸", "锅炉爆炸", "容器爆炸", "其它爆炸",
     "中毒和窒息", "其它伤害",
 )
-UNIT = Unit.__table__  # type: ignore[attr-defined]
-AREA = SiteArea.__table__  # type: ignore[attr-defined]
 
 
 class MeasureParam(BaseModel):
@@ -349,7 +348,7 @@ IDENTIFY = EventRule(
 RISK = Workflow(
     name="risk",
     label="风险点",
-    table=RiskPoint.__table__,  # type: ignore[attr-defined]
+    table=RISK_POINT,
     code_prefix="FX",
     states=STATES,
     terminal=frozenset({"retired"}),

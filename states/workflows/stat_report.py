@@ -19,16 +19,14 @@ from sqlalchemy import DateTime, and_, literal, select
 from sqlmodel import Session
 
 from core.calendar import Cadence, local_date, local_midnight_utc, period_of
-from models import Enterprise, StatReport, Unit
 from models.db import as_utc, utcnow
+from models.tables import ENTERPRISE, UNIT
+from models.tables import STAT_REPORT as REPORT
 from states import engine
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 from states.workflows.hazard import EvidenceRef
 
 STATES = {"due": "待报送", "overdue": "逾期未报", "submitted": "已报送"}
-REPORT = StatReport.__table__  # type: ignore[attr-defined]
-ENTERPRISE = Enterprise.__table__  # type: ignore[attr-defined]
-UNIT = Unit.__table__  # type: ignore[attr-defined]
 STALE_AFTER = timedelta(days=60)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from core.errors import NotFound
-from models import SuspensionOrder
+from models.tables import SUSPENSION_ORDER
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
 from states.workflows.hazard import EvidenceRef
 from states.workflows.listing import hazard_row
@@ -108,7 +108,7 @@ ORDER = EventRule(
 SUSPENSION = Workflow(
     name="suspension",
     label="停产整顿令",
-    table=SuspensionOrder.__table__,  # type: ignore[attr-defined]
+    table=SUSPENSION_ORDER,
     code_prefix="TC",
     states=STATES,
     terminal=frozenset({"resumed"}),

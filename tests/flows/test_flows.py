@@ -21,7 +21,8 @@ from core.settings import get_settings
 from flows.audit_checkpoint import audit_checkpoint
 from flows.materialize_inspections import materialize_inspections
 from flows.sweep_deadlines import sweep_deadlines
-from models import AuditCheckpoint, AuditEntry, Enterprise, InspectionTask, OutboxMessage
+from models import AuditEntry, Enterprise, InspectionTask, OutboxMessage
+from models.tables import AUDIT_CHECKPOINT, AUDIT_ENTRY
 from safeloop import checklists, plans
 from safeloop.cli.main import app
 from states import audit
@@ -72,7 +73,7 @@ def enterprise_ids(session: Session) -> dict[str, int]:
 
 
 def audit_rows(session: Session, **where: Any) -> list[dict[str, Any]]:
-    stmt = select(AuditEntry.__table__).order_by(AuditEntry.seq)  # type: ignore[attr-defined]
+    stmt = select(AUDIT_ENTRY).order_by(AuditEntry.seq)
     for column, value in where.items():
         stmt = stmt.where(getattr(AuditEntry, column) == value)
     rows = [dict(r) for r in session.connection().execute(stmt).mappings()]
@@ -240,7 +241,7 @@ def test_checkpoint_real_run_then_consistent_rewrite_is_caught(
     file = tmp_path / "store" / checkpoint.CHECKPOINT_FILE
     assert point["seq"] == seq and point["hash"] == head and point["file"] == str(file)
 
-    rows = world.connection().execute(select(AuditCheckpoint.__table__)).mappings().all()  # type: ignore[attr-defined]
+    rows = world.connection().execute(select(AUDIT_CHECKPOINT)).mappings().all()
     world.rollback()
     assert [(r["seq"], r["hash"], r["flow_run_id"]) for r in rows] == [(seq, head, run_id)]
     assert [(p.seq, p.hash, p.flow_run_id) for p in checkpoint.read_file(file)] == [(seq, head, run_id)]

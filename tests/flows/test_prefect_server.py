@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from models import AuditCheckpoint
 from models.db import make_engine
+from models.tables import AUDIT_CHECKPOINT
 from states import audit
 from states.jobs import checkpoint
 from tests.helpers import fresh_database
@@ -141,7 +141,7 @@ def test_deploy_and_worker_run_audit_checkpoint(tmp_path: Path) -> None:
             with Session(eng) as session:
                 seq, head = audit.lock_head(session.connection())
                 rows = session.connection().execute(
-                    select(AuditCheckpoint.__table__)).mappings().all()  # type: ignore[attr-defined]
+                    select(AUDIT_CHECKPOINT)).mappings().all()
                 session.rollback()
                 assert [(r["seq"], r["hash"], r["flow_run_id"]) for r in rows] == \
                     [(seq, head, run_id)]

@@ -26,13 +26,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from models import Delivery, OutboxMessage
+from models.tables import NOTIFICATION_DELIVERY as DELIVERY
+from models.tables import OUTBOX as OUT
 from notifications import channels, routing, templates
 from notifications.dispatch import DispatchConfig, Dispatcher
 
 TIMEOUT = "timeout"
-OUT = OutboxMessage.__table__  # type: ignore[attr-defined]
-DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 
 
 @dataclass

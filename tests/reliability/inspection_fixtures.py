@@ -29,8 +29,12 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Engine, create_engine
 from sqlmodel import Session
 
-from models import AuditEntry, Hazard, InspectionPlan, InspectionTask, OutboxMessage, Person
 from models.db import is_sqlite, make_engine
+from models.tables import AUDIT_ENTRY as AUDIT
+from models.tables import HAZARD as HAZ
+from models.tables import INSPECTION_PLAN as PLAN
+from models.tables import INSPECTION_TASK as TASK
+from models.tables import OUTBOX, PERSON
 from safeloop import checklists, orgfile
 from states import audit, engine
 from states.engine import FireRequest
@@ -40,12 +44,6 @@ from states.workflows.hazard import HAZARD, ReportParams
 from tests.conftest import DEMO_ORG
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAN = InspectionPlan.__table__  # type: ignore[attr-defined]
-TASK = InspectionTask.__table__  # type: ignore[attr-defined]
-HAZ = Hazard.__table__  # type: ignore[attr-defined]
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-PERSON = Person.__table__  # type: ignore[attr-defined]
 
 CADENCES = ("daily", "weekly", "monthly", "quarterly")
 ACTIVE_FROM = date(2026, 1, 1)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core.errors import ConcurrentUpdate, InvalidInput
-from models import Hazard, InspectionPlan
+from models.tables import HAZARD, INSPECTION_PLAN
 from safeloop import checklists, plans
 from safeloop.integrity import refusal, violation
 from tests.helpers import report
@@ -30,7 +30,7 @@ def _copy_row(session: Session, table: object, **changes: object) -> IntegrityEr
 def test_duplicate_plan_key_is_already_exists(org: Session) -> None:
     checklists.load_shipped(org)
     plans.add(org, plans.PlanSpec(key="team-a", unit="jinhua-team-a"))
-    exc = _copy_row(org, InspectionPlan.__table__)  # type: ignore[attr-defined]
+    exc = _copy_row(org, INSPECTION_PLAN)
     assert violation(exc).kind == "UNIQUE" and violation(exc).table == "inspection_plan"
     error = refusal(exc)
     assert isinstance(error, InvalidInput) and error.exit_code == 2 and "已存在" in error.message
@@ -38,7 +38,7 @@ def test_duplicate_plan_key_is_already_exists(org: Session) -> None:
 
 def test_duplicate_hazard_code_is_a_lost_race(org: Session) -> None:
     report(org)
-    exc = _copy_row(org, Hazard.__table__, version=1)  # type: ignore[attr-defined]
+    exc = _copy_row(org, HAZARD, version=1)
     error = refusal(exc)
     assert isinstance(error, ConcurrentUpdate) and error.exit_code == 1
     assert "请重试" in error.message
@@ -47,7 +47,7 @@ def test_duplicate_hazard_code_is_a_lost_race(org: Session) -> None:
 def test_missing_reference_is_bad_input(org: Session) -> None:
     checklists.load_shipped(org)
     plans.add(org, plans.PlanSpec(key="team-a", unit="jinhua-team-a"))
-    exc = _copy_row(org, InspectionPlan.__table__, key="other", unit_id=999_999)  # type: ignore[attr-defined]
+    exc = _copy_row(org, INSPECTION_PLAN, key="other", unit_id=999_999)
     assert violation(exc).kind == "FOREIGN KEY"
     error = refusal(exc)
     assert isinstance(error, InvalidInput) and "不存在" in error.message

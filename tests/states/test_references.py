@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core.errors import GuardFailed, NotFound, PermissionDenied, SafeloopError
-from models import Hazard, Listing
+from models import Hazard
 from models.db import make_engine
+from models.tables import LISTING as LISTING_TABLE
 from safeloop import orgfile
 from states import engine
 from states.audit import verify
@@ -69,15 +70,15 @@ def test_database_refuses_a_second_open_listing(org: Session) -> None:
     code = _code(org, _major_rectifying(org))
     first = _propose(org, code)
     row = dict(org.connection().execute(
-        select(Listing.__table__).where(Listing.__table__.c.id == first.entity_id)).mappings().one())
+        select(LISTING_TABLE).where(LISTING_TABLE.c.id == first.entity_id)).mappings().one())
     org.rollback()
     row.pop("id")
     twin = {**row, "code": "GP-twin"}
     with pytest.raises(IntegrityError):
-        org.connection().execute(insert(Listing.__table__).values(twin))
+        org.connection().execute(insert(LISTING_TABLE).values(twin))
     org.rollback()
     # a delisted listing does not count: the index covers open listings only
-    org.connection().execute(insert(Listing.__table__).values({**twin, "state": "delisted"}))
+    org.connection().execute(insert(LISTING_TABLE).values({**twin, "state": "delisted"}))
     org.rollback()
 
 
@@ -109,7 +110,7 @@ def test_concurrent_proposals_list_a_hazard_once(db_url: str, org: Session) -> N
         t.join(timeout=120)
     assert sorted(outcomes) == ["GuardFailed", "ok"], outcomes
     count = org.connection().execute(
-        select(Listing.__table__.c.id).where(Listing.__table__.c.hazard_id.is_not(None))).all()
+        select(LISTING_TABLE.c.id).where(LISTING_TABLE.c.hazard_id.is_not(None))).all()
     assert len(count) == 1
 
 

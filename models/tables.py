@@ -1,0 +1,67 @@
+"""Every table as a typed SQLAlchemy ``Table``, named once.
+
+SQLModel declares ``__table__`` without a type; each table is named here once, typed, instead of
+an untyped alias with a ``type: ignore`` in every module that writes SQL Core statements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+
+from models import (
+    AnnualPlan,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditHead,
+    ChecklistItem,
+    ChecklistTemplate,
+    Delivery,
+    Department,
+    Enterprise,
+    Evidence,
+    Hazard,
+    InspectionPlan,
+    InspectionTask,
+    Jurisdiction,
+    Listing,
+    OutboxMessage,
+    Person,
+    RiskPoint,
+    RoleGrant,
+    SiteArea,
+    StatReport,
+    SuspensionOrder,
+    Unit,
+)
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+ANNUAL_PLAN = _table(AnnualPlan)
+AUDIT_CHECKPOINT = _table(AuditCheckpoint)
+AUDIT_ENTRY = _table(AuditEntry)
+AUDIT_HEAD = _table(AuditHead)
+CHECKLIST_ITEM = _table(ChecklistItem)
+CHECKLIST_TEMPLATE = _table(ChecklistTemplate)
+DEPARTMENT = _table(Department)
+ENTERPRISE = _table(Enterprise)
+EVIDENCE = _table(Evidence)
+HAZARD = _table(Hazard)
+INSPECTION_PLAN = _table(InspectionPlan)
+INSPECTION_TASK = _table(InspectionTask)
+JURISDICTION = _table(Jurisdiction)
+LISTING = _table(Listing)
+NOTIFICATION_DELIVERY = _table(Delivery)
+OUTBOX = _table(OutboxMessage)
+PERSON = _table(Person)
+RISK_POINT = _table(RiskPoint)
+ROLE_GRANT = _table(RoleGrant)
+SITE_AREA = _table(SiteArea)
+STAT_REPORT = _table(StatReport)
+SUSPENSION_ORDER = _table(SuspensionOrder)
+UNIT = _table(Unit)
