@@ -14,7 +14,7 @@ from prefect import flow, task
 from flows.common import calendar_for, flow_run_id, resolve_as_of, session_for, settings_for
 from states.jobs import regulator_plans, risk_checklists
 from states.jobs.materialize import materialize
-from states.workflows.stat_report import materialize_reports
+from states.jobs.stat_reports import materialize_reports
 
 
 @task(name="materialize-batch")

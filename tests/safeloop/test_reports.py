@@ -34,9 +34,10 @@ from safeloop.reports import (
     resolve_scope,
 )
 from states import engine
+from states.jobs.stat_reports import materialize_reports
 from states.workflows.hazard import HAZARD
 from states.workflows.listing import LISTING
-from states.workflows.stat_report import STAT_REPORT, materialize_reports
+from states.workflows.stat_report import STAT_REPORT
 from states.workflows.suspension import SUSPENSION
 from tests.helpers import FULL_PLAN
 

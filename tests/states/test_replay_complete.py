@@ -24,13 +24,14 @@ from states import engine
 from states.audit import verify
 from states.jobs.materialize import materialize
 from states.jobs.replay import NOT_REPLAYED, compared_columns, replay
+from states.jobs.stat_reports import materialize_reports
 from states.registry import WORKFLOWS
 from states.workflows.annual_plan import ANNUAL_PLAN
 from states.workflows.hazard import HAZARD
 from states.workflows.inspection import INSPECTION
 from states.workflows.listing import LISTING
 from states.workflows.risk import RISK
-from states.workflows.stat_report import STAT_REPORT, materialize_reports
+from states.workflows.stat_report import STAT_REPORT
 from states.workflows.suspension import SUSPENSION
 from tests.helpers import EVIDENCE, FULL_PLAN, NOW, fire, report, walk_to
 from tests.states.test_inspection import _results, _task

@@ -127,7 +127,8 @@ def test_sweep_records_missed_duties_and_escalates_listing_by_working_days(org):
 
 def test_statistics_reports_are_due_duties(org):
     from models import StatReport
-    from states.workflows.stat_report import STAT_REPORT, materialize_reports
+    from states.jobs.stat_reports import materialize_reports
+    from states.workflows.stat_report import STAT_REPORT
 
     assert materialize_reports(org, as_of=datetime(2020, 1, 2, 2, tzinfo=UTC)) == 4  # Q4+2019
     day = datetime(2020, 10, 1, 2, tzinfo=UTC)
