@@ -34,6 +34,14 @@ AUDIT_SQL = (
     "to_state, actor, actor_role, at, comment, data, flow_run_id, prev_hash, hash) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Version-2 rows (what the engine writes now): the version, version 1's fields, then recorded_at,
+# channel, credential and simulated before prev_hash (states.audit.HASHED_FIELDS_V2).
+AUDIT_V2_SQL = (
+    "INSERT INTO audit_entry (hash_version, seq, entity_type, entity_id, entity_code, event, "
+    "from_state, to_state, actor, actor_role, at, comment, data, flow_run_id, recorded_at, "
+    "channel, credential, simulated, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 OUTBOX_SQL = (
     "INSERT INTO outbox (created_at, audit_seq, entity_type, entity_id, event, recipient, "
     "template, payload, status, attempts) VALUES (?, ?, 'hazard', ?, ?, ?, ?, ?, 'pending', 0)"
