@@ -292,13 +292,15 @@ def split_set(pair: str) -> tuple[str, str]:
 
 
 def _wrong(spec: FieldSpec, source: str, text: str, kind: str | None = None) -> InvalidInput:
-    kind = kind or spec.kind
-    if kind == "choice":
-        label = "可选值（" + "、".join(v for v, _ in spec.choices) + "）"
-    else:
-        label = KIND_LABELS[kind]
-    return InvalidInput(f"{source} 的值{_quoted(text)}不是{label}（参数 {spec.name}：{spec.type_label}）",
+    """A value not of the field's type: names the option, the field and the type in Chinese."""
+    label = KIND_LABELS[kind or spec.kind]
+    return InvalidInput(f"{source} 的值{_quoted(text)}不是{label}（参数 {spec.name} 应为{spec.type_label}）",
                         fields=[spec.name])
+
+
+def _typed(spec: FieldSpec, exc: InvalidInput) -> InvalidInput:
+    """A parser's own refusal (dates, amounts) with the field and its type added."""
+    return InvalidInput(f"{exc.message}（参数 {spec.name} 应为{spec.type_label}）", fields=[spec.name])
 
 
 def _convert(spec: FieldSpec, kind: str, text: str, source: str, zone: str) -> Any:
@@ -319,16 +321,25 @@ def _convert(spec: FieldSpec, kind: str, text: str, source: str, zone: str) -> A
             raise InvalidInput(f"{source} 的值{_quoted(text)}不是有限数（参数 {spec.name}：数字）")
         return number
     if kind == "amount":
-        return str(parse_amount(value, source))
+        try:
+            return str(parse_amount(value, source))
+        except InvalidInput as exc:
+            raise _typed(spec, exc) from exc
     if kind == "bool":
         if value.lower() not in TRUE | FALSE:
             raise _wrong(spec, source, text, "bool")
         return value.lower() in TRUE
     if kind == "datetime":
         due = spec.name.endswith(("deadline", "_due", "until"))
-        return parse_local(value, zone, end_of_day=due, what=source)
+        try:
+            return parse_local(value, zone, end_of_day=due, what=source)
+        except InvalidInput as exc:
+            raise _typed(spec, exc) from exc
     if kind == "date":
-        return parse_day(value, what=source).isoformat()
+        try:
+            return parse_day(value, what=source).isoformat()
+        except InvalidInput as exc:
+            raise _typed(spec, exc) from exc
     if kind == "choice":
         allowed = [v for v, _ in spec.choices]
         if value not in allowed:
