@@ -1,4 +1,4 @@
-"""``safeloop listing``, ``safeloop order`` and ``safeloop plan annual``: the regulator's side."""
+"""The regulator's side: ``safeloop listing``, ``order``, ``plan annual`` and ``stat-report``."""
 
 from __future__ import annotations
 
