@@ -16,7 +16,7 @@ from core.yamlfile import read_yaml
 from models import Hazard, Person, RiskPoint, Unit
 from models.enums import HazardCategory, HazardGrade, HazardSource
 from safeloop import evidence
-from safeloop.bounds import parse_amount
+from safeloop.cli import fire
 from safeloop.cli.common import (
     STATE,
     AsOfOpt,
@@ -36,7 +36,6 @@ from states.workflows.hazard import HAZARD, PLAN_PARTS
 
 app = typer.Typer(help="隐患：上报、查询、流转（hazards: report, list, show, fire events）",
                   no_args_is_help=True)
-
 
 
 def _store_evidence(session: Any, files: list[Path] | None) -> list[dict[str, Any]]:
@@ -77,28 +76,30 @@ def report_cmd(
         console.print(f"已上报隐患 [bold]{safe(result.code)}[/]（{HAZARD.state_label(result.to_state)}）")
 
 
-def _parse_plan(plan_file: Path | None, parts: list[str] | None) -> dict[str, str]:
-    plan: dict[str, str] = {}
+def _parse_plan(plan_file: Path | None, parts: list[str] | None) -> dict[str, fire.Given]:
+    """The plan's parts from the YAML file, then ``--plan-part key=text`` (which win)."""
+    plan: dict[str, fire.Given] = {}
     if plan_file is not None:
         loaded = read_yaml(plan_file, "治理方案文件")[0] or {}
         if not isinstance(loaded, dict):
             raise InvalidInput(f"治理方案文件 {plan_file} 应为键值映射，键为：{', '.join(PLAN_PARTS)}")
-        plan.update({str(k): str(v) for k, v in loaded.items()})
+        plan.update({str(k): fire.Given(str(v), "治理方案文件") for k, v in loaded.items()})
     for part in parts or []:
         key, sep, value = part.partition("=")
         if not sep:
             raise InvalidInput(f"--plan-part 应为 键=内容，收到「{part}」")
-        plan[key.strip()] = value.strip()
+        plan[key.strip()] = fire.Given(value.strip(), "--plan-part")
     return plan
 
 
-@app.command("fire")
+@app.command("fire", cls=fire.command_class(HAZARD), help=fire.fire_help(HAZARD))
 @handle_errors
 def fire_cmd(
     code: Annotated[str, code_arg("隐患编号，如 YH-000001")],
-    event: Annotated[str, typer.Argument(help="操作：" + "、".join(HAZARD.events))],
+    event: fire.EventArg,
     actor: AsOpt,
-    role: Annotated[str | None, typer.Option(help="以哪个角色操作（默认自动选择）")] = None,
+    sets: fire.SetOpt = None,
+    role: fire.RoleOpt = None,
     reason: Annotated[str | None, typer.Option("--reason", "--comment", help="原因/备注")] = None,
     owner: Annotated[str | None, typer.Option(help="整改责任人编号（assign）")] = None,
     acceptor: Annotated[str | None, typer.Option(help="验收人编号（assign）")] = None,
@@ -111,51 +112,25 @@ def fire_cmd(
     plan_file: Annotated[Path | None, typer.Option("--plan", help="治理方案 YAML（六项）")] = None,
     plan_part: Annotated[list[str] | None, typer.Option(help="方案某项：键=内容，可重复")] = None,
     evidence_files: EvidenceOpt = None,
-    expected_version: Annotated[int | None, typer.Option(help="期望的版本号（防并发覆盖）")] = None,
+    expected_version: fire.VersionOpt = None,
     as_of: AsOfOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """对隐患执行一个操作（分派、提交、验收、驳回……）。"""
-    zone = STATE.settings.timezone
-    data: dict[str, Any] = {
-        "owner": owner, "acceptor": acceptor, "measures": measures,
-        "funds": str(parse_amount(funds, "--funds")) if funds is not None else None,
-        "grade": grade.value if grade else None, "level": level, "findings": findings,
-        "deadline": parse_local(deadline, zone, end_of_day=True, what="--deadline")
-        if deadline else None,
-        **_parse_plan(plan_file, plan_part),
-    }
-    data = {k: v for k, v in data.items() if v is not None}
-    with open_session() as session:
-        if evidence_files:
-            data["evidence"] = _store_evidence(session, evidence_files)
-        result = engine.fire(
-            session, HAZARD, code, event, actor=actor, role=role, comment=reason, data=data,
-            as_of=as_of_option(as_of), expected_version=expected_version,
-        )
-    if as_json:
-        print_json(result.__dict__)
-    else:
-        console.print(
-            f"{safe(result.code)}：{HAZARD.event_label(event)} 完成，"
-            f"{HAZARD.state_label(result.from_state)} → [bold]{HAZARD.state_label(result.to_state)}[/]"
-        )
+    """The generic ``fire`` with the hazard's friendly options: each names a field of the
+    event's params (``--owner`` is ``--set owner=…``) and is parsed the same way."""
+    options = fire.given(
+        owner=(owner, "--owner"), acceptor=(acceptor, "--acceptor"),
+        deadline=(deadline, "--deadline"), measures=(measures, "--measures"),
+        funds=(funds, "--funds"), grade=(grade.value if grade else None, "--grade"),
+        level=(str(level) if level is not None else None, "--level"),
+        findings=(findings, "--findings"))
+    options.update(_parse_plan(plan_file, plan_part))
+    request = fire.Request(code, event, actor, sets or (), evidence_files or (), reason, role,
+                           expected_version, as_of, options)
+    fire.run(HAZARD, request, as_json)
 
 
-@app.command("events")
-@handle_errors
-def events_cmd(code: Annotated[str, code_arg("隐患编号")], actor: AsOpt,
-               as_json: JsonOpt = False) -> None:
-    """列出此人现在可以对该隐患执行的操作。"""
-    with open_session() as session:
-        rules = engine.allowed_events(session, HAZARD, code, actor)
-    if as_json:
-        print_json([{"event": r.name, "label": r.label, "roles": list(r.roles)} for r in rules])
-        return
-    if not rules:
-        console.print("当前没有您可以执行的操作。")
-    for r in rules:
-        console.print(f"- {r.name}  {r.label}" + ("（须填写原因）" if r.requires_reason else ""))
+fire.mount(app, HAZARD, code_help="隐患编号", fire=False)
 
 
 def _query() -> Any:

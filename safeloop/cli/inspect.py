@@ -17,12 +17,12 @@ from models import ChecklistItem, Hazard, InspectionPlan, Person, Unit
 from models.db import as_utc
 from models.tables import INSPECTION_TASK as TASK
 from safeloop import evidence
+from safeloop.cli import fire
 from safeloop.cli.common import (
     STATE,
     AsOfOpt,
     AsOpt,
     JsonOpt,
-    as_of_option,
     code_arg,
     console,
     handle_errors,
@@ -30,7 +30,6 @@ from safeloop.cli.common import (
     print_json,
 )
 from safeloop.cli.output import cells, safe
-from states import engine
 from states.workflows.inspection import INSPECTION
 
 app = typer.Typer(help="隐患排查任务：查看、开始、提交结果、审核（inspection tasks）",
@@ -44,16 +43,9 @@ def due_day(period_end: Any, zone: str) -> str:
 
 
 def _fire(code: str, event: str, actor: str, as_of: str | None, as_json: bool,
-          comment: str | None = None, data: dict[str, Any] | None = None) -> None:
-    with open_session() as session:
-        result = engine.fire(session, INSPECTION, code, event, actor=actor, comment=comment,
-                             data=data or {}, as_of=as_of_option(as_of))
-    if as_json:
-        print_json(result.__dict__)
-        return
-    console.print(f"{safe(result.code)}：{INSPECTION.event_label(event)} 完成，"
-                  f"{INSPECTION.state_label(result.from_state)} → "
-                  f"[bold]{INSPECTION.state_label(result.to_state)}[/]")
+          reason: str | None = None) -> None:
+    """The friendly commands below are ``inspect fire TASK EVENT`` with fewer words."""
+    fire.run(INSPECTION, fire.Request(code, event, actor, reason=reason, as_of=as_of), as_json)
 
 
 @app.command("start")
@@ -96,13 +88,15 @@ def submit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """提交检查结果；每个不合格项自动生成一条关联的隐患。"""
-    with open_session() as session:
-        data = {"results": read_results(session, results)}
-        result = engine.fire(session, INSPECTION, task, "submit", actor=actor, data=data,
-                             as_of=as_of_option(as_of))
-        hazards = list(session.connection().execute(
+    def hazards_made(session: Any, _request: Any, result: Any, _moment: Any) -> list[str]:
+        return list(session.connection().execute(
             select(Hazard.code).where(Hazard.inspection_task_id == result.entity_id)  # type: ignore[call-overload]
             .order_by(Hazard.id)).scalars())
+
+    request = fire.Request(task, "submit", actor, as_of=as_of)
+    result, hazards = fire.execute(
+        INSPECTION, request, build=lambda session: {"results": read_results(session, results)},
+        after=hazards_made)
     if as_json:
         print_json({**result.__dict__, "hazards": hazards})
         return
@@ -124,7 +118,7 @@ def return_cmd(task: TaskArg, actor: AsOpt,
                reason: Annotated[str, typer.Option("--reason", help="退回原因")],
                as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """退回重检。"""
-    _fire(task, "return_task", actor, as_of, as_json, comment=reason)
+    _fire(task, "return_task", actor, as_of, as_json, reason=reason)
 
 
 @app.command("cancel")
@@ -133,7 +127,10 @@ def cancel_cmd(task: TaskArg, actor: AsOpt,
                reason: Annotated[str, typer.Option("--reason", help="取消原因")],
                as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """取消任务（须填写原因）。"""
-    _fire(task, "cancel", actor, as_of, as_json, comment=reason)
+    _fire(task, "cancel", actor, as_of, as_json, reason=reason)
+
+
+fire.mount(app, INSPECTION, code_help="排查任务编号")
 
 
 @app.command("list")

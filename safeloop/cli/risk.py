@@ -18,6 +18,7 @@ from models.db import utcnow
 from models.enums import MeasureKind, RiskGrade
 from models.tables import RISK_POINT as RP
 from safeloop import risks
+from safeloop.cli import fire
 from safeloop.cli.audit import entity_with_history, print_history
 from safeloop.cli.common import (
     STATE,
@@ -35,14 +36,12 @@ from safeloop.cli.common import (
     writing,
 )
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
-from safeloop.cli.supervision import SetOpt, parse_sets
 from states import engine, risk_grading
 from states.jobs import risk_checklists
 from states.workflows.risk import RISK
 
 app = typer.Typer(help="风险分级管控：风险点辨识、评价（LEC/LS）、审批、清单、四色图、告知卡",
                   no_args_is_help=True)
-ReasonOpt = Annotated[str | None, typer.Option("--reason", help="原因/说明")]
 EnterpriseArg = Annotated[str, code_arg("企业编号")]
 CodeArg = Annotated[str, code_arg("风险点编号，如 FX-000001")]
 OutOpt = Annotated[Path, typer.Option("--out", help="输出文件")]
@@ -50,28 +49,21 @@ OutOpt = Annotated[Path, typer.Option("--out", help="输出文件")]
 RESYNC_EVENTS = {"approve", "retire", "revise"}
 
 
-def _echo_result(result: Any, as_json: bool) -> None:
-    if as_json:
-        print_json(result.__dict__)
-        return
-    console.print(f"{safe(result.code)}：{RISK.event_label(result.event)} 完成，"
-                  f"{RISK.state_label(result.from_state)} → [bold]{RISK.state_label(result.to_state)}[/]")
+def _resync(session: Any, request: fire.Request, result: engine.FireResult, moment: Any) -> Any:
+    """After an event that changes which checklist items a plan carries (对表检查), derive them
+    again for the point's enterprise; the command says how many plans changed."""
+    if result.event not in RESYNC_EVENTS:
+        return None
+    enterprise = session.connection().execute(
+        select(RP.c.enterprise_id).where(RP.c.id == result.entity_id)).scalar_one()
+    session.rollback()
+    return risk_checklists.sync(session, as_of=moment, zone=STATE.settings.timezone,
+                                enterprise_ids=[enterprise], actor=request.actor)
 
 
-def _fire(code: str, event: str, actor: str, data: dict[str, Any], reason: str | None,
-          as_of: str | None, as_json: bool) -> None:
-    moment = as_of_option(as_of)
-    with open_session() as session:
-        result = engine.fire(session, RISK, code, event, actor=actor, comment=reason, data=data,
-                             as_of=moment)
-        derived = None
-        if event in RESYNC_EVENTS:
-            enterprise = session.connection().execute(
-                select(RP.c.enterprise_id).where(RP.c.id == result.entity_id)).scalar_one()
-            session.rollback()
-            derived = risk_checklists.sync(session, as_of=moment, zone=STATE.settings.timezone,
-                                           enterprise_ids=[enterprise], actor=actor)
-    _echo_result(result, as_json)
+def _fire(request: fire.Request, as_json: bool) -> None:
+    """Fire through the one implementation, re-deriving checklists as ``risk fire`` does."""
+    _result, derived = fire.run(RISK, request, as_json, after=_resync)
     if derived is not None and derived.plans_changed and not as_json:
         console.print(f"已更新 {derived.plans_changed} 个排查计划的检查表（自下一周期起生效）")
 
@@ -172,8 +164,9 @@ def evaluate_cmd(
         preview = risk_grading.evaluate(method, factors, risk_grading.configured_bands())
     except InvalidInput:
         preview = None  # the engine names the problem, with nothing written
-    _fire(code, "evaluate", actor, {"method": method, "factors": factors, "note": note}, None,
-          as_of, as_json)
+    options = fire.given(method=(method, "--method"), note=(note, "--note"))
+    options["factors"] = fire.Given(factors, "--factor")  # checked against the rating tables
+    _fire(fire.Request(code, "evaluate", actor, as_of=as_of, options=options), as_json)
     if preview is not None and not as_json:
         style = preview.style
         console.print(f"风险值 {preview.score:g} → [bold]{preview.grade.label}（{style.colour}色）[/]，"
@@ -184,28 +177,10 @@ def evaluate_cmd(
 @handle_errors
 def approve_cmd(code: CodeArg, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """审批风险分级（单位负责人或以上；不能是评价人本人），生效后纳入对应层级的排查表。"""
-    _fire(code, "approve", actor, {}, None, as_of, as_json)
+    _fire(fire.Request(code, "approve", actor, as_of=as_of), as_json)
 
 
-@app.command("fire")
-@handle_errors
-def fire_cmd(code: CodeArg, event: Annotated[str, typer.Argument(help="操作：" + "、".join(RISK.events))],
-             actor: AsOpt, sets: SetOpt = None, reason: ReasonOpt = None, as_of: AsOfOpt = None,
-             as_json: JsonOpt = False) -> None:
-    """对风险点执行其他操作，如 report_change --set trigger=accident --reason …；retire --reason …。"""
-    _fire(code, event, actor, parse_sets(sets), reason, as_of, as_json)
-
-
-@app.command("events")
-@handle_errors
-def events_cmd(code: CodeArg, actor: AsOpt) -> None:
-    """列出此人现在可以对该风险点执行的操作。"""
-    with open_session() as session:
-        rules = engine.allowed_events(session, RISK, code, actor)
-    for r in rules:
-        console.print(f"- {r.name}  {r.label}" + ("（须填写原因）" if r.requires_reason else ""))
-    if not rules:
-        console.print("当前没有您可以执行的操作。")
+fire.mount(app, RISK, code_help="风险点编号，如 FX-000001", after=_resync)
 
 
 @app.command("list")

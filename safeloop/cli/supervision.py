@@ -1,8 +1,7 @@
-"""``safeloop listing``, ``safeloop order`` and ``safeloop plan annual``: the regulator's side."""
+"""The regulator's side: ``safeloop listing``, ``order``, ``plan annual`` and ``stat-report``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,9 +10,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from core.errors import InvalidInput, NotFound
-from core.timeparse import parse_local, to_local
+from core.timeparse import to_local
 from core.yamlfile import read_yaml
-from safeloop import evidence
+from safeloop.cli import fire
 from safeloop.cli.common import (
     STATE,
     AsOfOpt,
@@ -32,52 +31,13 @@ from states import engine
 from states.workflow import Workflow
 from states.workflows.annual_plan import ANNUAL_PLAN
 from states.workflows.listing import DUTIES, LEVELS, LISTING
+from states.workflows.stat_report import STAT_REPORT
 from states.workflows.suspension import SUSPENSION
 
 listing_app = typer.Typer(help="挂牌督办：提请、挂牌、进展、延期、升级、销号", no_args_is_help=True)
 order_app = typer.Typer(help="责令停产停业整顿与复产", no_args_is_help=True)
 annual_app = typer.Typer(help="年度监督检查计划：编制、备案、启用", no_args_is_help=True)
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="参数 键=值，可重复")]
 CodeArg = Annotated[str, code_arg("编号")]
-TIME_KEYS = {"deadline"}
-
-
-def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
-    """``key=value`` pairs; values that look like JSON (true, 3, [..]) are decoded, times parsed."""
-    data: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInput(f"--set 应为 键=值，收到「{pair}」")
-        key = key.strip()
-        if key in TIME_KEYS:
-            data[key] = parse_local(value, STATE.settings.timezone, end_of_day=True, what=key)
-            continue
-        try:
-            data[key] = json.loads(value)
-        except json.JSONDecodeError:
-            data[key] = value
-        except (ValueError, RecursionError) as exc:  # 5,000-digit numbers, 10,000-deep lists
-            raise InvalidInput(f"--set {key} 的值无法接受（数字位数或嵌套层数过多）") from exc
-    return data
-
-
-def _fire(workflow: Workflow, code: str, event: str, actor: str, sets: list[str] | None,
-          files: list[Path] | None, file_key: str, reason: str | None, as_of: str | None,
-          as_json: bool) -> None:
-    data = parse_sets(sets)
-    with open_session() as session:
-        if files:
-            data[file_key] = [evidence.store(session, STATE.settings.storage_dir, f)
-                              for f in files]
-        result = engine.fire(session, workflow, code, event, actor=actor, comment=reason,
-                             data=data, as_of=as_of_option(as_of))
-    if as_json:
-        print_json(result.__dict__)
-        return
-    console.print(f"{safe(result.code)}：{workflow.event_label(event)} 完成，"
-                  f"{workflow.state_label(result.from_state)} → "
-                  f"[bold]{workflow.state_label(result.to_state)}[/]")
 
 
 def _create(workflow: Workflow, actor: str, data: dict[str, Any], reason: str | None,
@@ -153,19 +113,7 @@ def listing_propose(hazard: Annotated[str, code_arg("重大隐患编号")], acto
             as_of, as_json)
 
 
-@listing_app.command("fire")
-@handle_errors
-def listing_fire(
-    code: CodeArg,
-    event: Annotated[str, typer.Argument(help="操作：" + "、".join(LISTING.events))],
-    actor: AsOpt, sets: SetOpt = None, files: EvidenceOpt = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="原因/说明")] = None,
-    as_of: AsOfOpt = None, as_json: JsonOpt = False,
-) -> None:
-    """对挂牌督办执行操作，如：list --set deadline=2027-06-30；escalate --set level=1；
-    request_delisting --evidence 评估报告.pdf；delist。"""
-    file_key = "evaluation" if event == "request_delisting" else "evidence"
-    _fire(LISTING, code, event, actor, sets, files, file_key, reason, as_of, as_json)
+fire.mount(listing_app, LISTING, code_help="挂牌督办编号，如 GP-000001")
 
 
 @listing_app.command("list")
@@ -212,15 +160,7 @@ def order_create(actor: AsOpt, unit: Annotated[str, typer.Option(help="被责令
             as_json)
 
 
-@order_app.command("fire")
-@handle_errors
-def order_fire(code: CodeArg,
-               event: Annotated[str, typer.Argument(help="操作：" + "、".join(SUSPENSION.events))],
-               actor: AsOpt, files: EvidenceOpt = None,
-               reason: Annotated[str | None, typer.Option("--reason")] = None,
-               as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
-    """停产整顿令的操作：start_rectification、request_resumption --evidence、approve_resumption…"""
-    _fire(SUSPENSION, code, event, actor, None, files, "report", reason, as_of, as_json)
+fire.mount(order_app, SUSPENSION, code_help="停产整顿令编号，如 TC-000001")
 
 
 @order_app.command("list")
@@ -257,13 +197,7 @@ def annual_draft(actor: AsOpt, file: Annotated[Path, typer.Argument(
     _create(ANNUAL_PLAN, actor, data, None, as_of, as_json)
 
 
-@annual_app.command("fire")
-@handle_errors
-def annual_fire(code: CodeArg,
-                event: Annotated[str, typer.Argument(help="操作：" + "、".join(ANNUAL_PLAN.events))],
-                actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
-    """年度计划的操作：file（备案）、activate（启用）、refresh、close。"""
-    _fire(ANNUAL_PLAN, code, event, actor, None, None, "", None, as_of, as_json)
+fire.mount(annual_app, ANNUAL_PLAN, code_help="年度计划编号，如 JH-000001")
 
 
 @annual_app.command("show")
@@ -298,8 +232,6 @@ duty_app = typer.Typer(help="隐患统计报表报送（季度次月15日前、�
 @handle_errors
 def duty_list(state: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
     """报送任务清单。"""
-    from states.workflows.stat_report import STAT_REPORT
-
     rows = _rows(STAT_REPORT, state)
     if as_json:
         print_json(rows)
@@ -319,7 +251,9 @@ def duty_submit(code: CodeArg, actor: AsOpt, files: EvidenceOpt = None,
                 summary: Annotated[str, typer.Option(help="说明")] = "",
                 as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """主要负责人签字报送统计报表（可附盖章的报表文件）。"""
-    from states.workflows.stat_report import STAT_REPORT
+    request = fire.Request(code, "submit", actor, evidence=files or (), as_of=as_of,
+                           options=fire.given(summary=(summary, "--summary")))
+    fire.run(STAT_REPORT, request, as_json)
 
-    _fire(STAT_REPORT, code, "submit", actor, [f"summary={json.dumps(summary)}"], files,
-          "attachments", None, as_of, as_json)
+
+fire.mount(duty_app, STAT_REPORT, code_help="报送任务编号，如 jinhua/2026-Q3")
