@@ -14,7 +14,8 @@ same indexed selects (due soon, overdue), then executemany of the hazard UPDATEs
 level, version, updated_at), of the sha256-chained audit rows and of the outbox rows the engine
 writes too (two recipients per escalation), and the head update. Both files must end identical:
 same hazard rows, same audit rows (version 2, as the engine writes them; compared without the
-recorded_at of each run and so without hashes, and each chain verified), same outbox rows. Rounds alternate which side goes first, each on fresh copies.
+recorded_at of each run and so without hashes, and each chain verified), same outbox rows.
+Rounds alternate which side goes first, each on fresh copies.
 Target: <= 5 s per run. ``--profile`` profiles the measured part.
 """
 
