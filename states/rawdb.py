@@ -39,12 +39,11 @@ class Cursor:
 
     Use it as a context manager: leaving the block closes the cursor."""
 
-    __slots__ = ("conn", "raw", "error")
+    __slots__ = ("conn", "raw")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.raw = raw_cursor(conn)
-        self.error = conn.dialect.loaded_dbapi.Error
 
     def __enter__(self) -> Cursor:
         return self
@@ -56,7 +55,7 @@ class Cursor:
         """Run one statement; returns the driver's cursor (to fetch from)."""
         try:
             return self.raw.execute(sql) if params is None else self.raw.execute(sql, params)
-        except self.error as exc:
+        except self.conn.dialect.loaded_dbapi.Error as exc:  # looked up only on an error
             raise driver_error(self.conn, sql, params, exc) from exc
 
     def executemany(self, sql: str, rows: Any) -> int:
@@ -64,7 +63,7 @@ class Cursor:
         try:
             self.raw.executemany(sql, rows)
             return int(self.raw.rowcount)
-        except self.error as exc:
+        except self.conn.dialect.loaded_dbapi.Error as exc:
             raise driver_error(self.conn, sql, rows, exc) from exc
 
 
