@@ -94,7 +94,7 @@ def posts(address: str) -> int:
 
 
 def seed_outbox(engine: Engine, n: int) -> None:
-    """One hazard.assign outbox row per seeded hazard, as ``states.engine._outbox_rows`` writes."""
+    """One hazard.assign outbox row per seeded hazard, as ``states.rows.outbox_rows`` writes."""
     ids = seed_rectifying(engine, n)
     with Session(engine) as session:
         conn = session.connection()

@@ -21,10 +21,10 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from models.tables import AUDIT_ENTRY as AUDIT
 from models.tables import AUDIT_HEAD as HEAD
+from states import rawdb
 
 GENESIS = "0" * 64
 HASH_VERSION = 2  # the encoding of every new row
@@ -75,15 +75,12 @@ _canonical_data = fast_encode(json.JSONEncoder(ensure_ascii=False, sort_keys=Tru
                                                separators=(",", ":"), default=str))
 
 
-POSITIONAL_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # by DB-API paramstyle
-
-
 @cache
 def _driver_sql(paramstyle: str, sqlite: bool) -> tuple[str, str, str] | None:
-    """(head read, audit INSERT, head move) for the driver's own cursor, or None if the driver
-    has no positional mark. The head read locks the row except on SQLite (its write lock
-    already serialises appenders)."""
-    mark = POSITIONAL_MARKS.get(paramstyle)
+    """(head read, audit INSERT, head move) for the driver's own cursor (``rawdb``), or None if
+    the driver has no positional mark. The head read locks the row except on SQLite (its write
+    lock already serialises appenders)."""
+    mark = rawdb.POSITIONAL_MARKS.get(paramstyle)
     if mark is None:
         return None
     head = ("SELECT seq, hash, (SELECT recorded_at FROM audit_entry WHERE audit_entry.seq = "
@@ -92,22 +89,6 @@ def _driver_sql(paramstyle: str, sqlite: bool) -> tuple[str, str, str] | None:
                   f"VALUES ({', '.join([mark] * len(_COLUMNS))})")
     move = f"UPDATE audit_head SET seq = {mark}, hash = {mark} WHERE id = 1"
     return head, insert_sql, move
-
-
-def driver_cursor(conn: Connection) -> Any | None:
-    """A DB-API cursor inside ``conn``'s open transaction, for hot statements whose SQLAlchemy
-    execution (compiled-cache lookup, parameter processing, result set-up) costs several times
-    the statement itself; None when no transaction is open (then go through SQLAlchemy, which
-    begins one). Errors should go through ``driver_error`` so callers see SQLAlchemy's types."""
-    if not conn.in_transaction():
-        return None
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-
-
-def driver_error(conn: Connection, statement: str, params: Any, exc: Exception) -> Exception:
-    """The SQLAlchemy exception (``IntegrityError``, ``OperationalError`` …) for a DB-API error."""
-    return DBAPIError.instance(statement, params, exc, conn.dialect.loaded_dbapi.Error,
-                               dialect=conn.dialect)
 
 
 def canonical_data(data: dict[str, Any]) -> str:
@@ -207,7 +188,7 @@ def append(conn: Connection, entries: Iterable[PendingEntry], *,
     recorded time: the trail's recorded times never go backwards, even when the clock does.
     """
     sql = _driver_sql(conn.dialect.paramstyle, conn.dialect.name == "sqlite")
-    cursor = driver_cursor(conn) if sql is not None else None
+    cursor = rawdb.cursor(conn) if sql is not None else None
     if cursor is None or sql is None:
         head = conn.execute(_HEAD_FOR_APPEND if conn.dialect.name == "sqlite"
                             else _HEAD_FOR_APPEND.with_for_update(of=HEAD)).first()
@@ -219,21 +200,14 @@ def append(conn: Connection, entries: Iterable[PendingEntry], *,
             conn.execute(_MOVE_HEAD, {"n": rows[-1][1], "h": rows[-1][-1]})
         return [row[1] for row in rows]
     head_sql, insert_sql, move_sql = sql
-    statement, params = head_sql, None
-    try:
+    with cursor:
         head = cursor.execute(head_sql).fetchone()
         if head is None:
             raise RuntimeError("audit_head row missing: run `safeloop init`")
         rows = _chain(int(head[0]), str(head[1]), _recorded_at(clock, head[2]), entries)
         if rows:
-            statement, params = insert_sql, rows
             cursor.executemany(insert_sql, rows)
-            statement, params = move_sql, (rows[-1][1], rows[-1][-1])
-            cursor.execute(move_sql, params)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise driver_error(conn, statement, params, exc) from exc
-    finally:
-        cursor.close()
+            cursor.execute(move_sql, (rows[-1][1], rows[-1][-1]))
     return [row[1] for row in rows]
 
 
@@ -300,7 +274,7 @@ def _sqlite_json(cursor: Any) -> bool:
 
 def _python_digest(conn: Connection, seq: int) -> str | None:
     """The row's hash recomputed from its fields with the Python encoder (SQLite only)."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = rawdb.raw_cursor(conn)
     try:
         cursor.execute(f"SELECT {_SELECT_FIELDS} FROM audit_entry WHERE seq = ?", (seq,))
         return stored_hash(cursor.fetchone())
@@ -339,7 +313,7 @@ def verify(conn: Connection, *, batch: int = 500) -> VerifyResult:
     Recorded times (version 2) must never go backwards: a row recorded before its predecessor
     was not written by ``append`` (a forged or back-filled row).
     """
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = rawdb.raw_cursor(conn)
     fast = conn.dialect.name == "sqlite" and _sqlite_json(cursor)
     cursor.execute(_SQLITE_ROWS if fast else _PLAIN_ROWS)
     expected_seq, prev, count = 1, GENESIS, 0

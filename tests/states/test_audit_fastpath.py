@@ -188,7 +188,8 @@ def test_fast_encoders_write_the_reference_text(row: list[Any], data: Any) -> No
 def test_driver_loader_matches_core(org: Session) -> None:
     """The one-key loader through the driver's cursor (SQLite) yields the very dicts, types and
     values of the Core execution: dates, JSON and decimals included."""
-    from states import engine
+    from states import rawdb
+    from states.rows import load_one, load_rows
     from states.workflows.hazard import HAZARD
 
     ids = [walk_to(org, "closed", "major"), walk_to(org, "rectifying")]
@@ -198,18 +199,18 @@ def test_driver_loader_matches_core(org: Session) -> None:
     conn = org.connection()
     for hid in ids:
         for by_code, key in ((False, hid), (True, f"YH-{hid:06d}")):
-            stmt = engine._load_one(HAZARD.table, conn.dialect.name != "sqlite", by_code)
+            stmt = load_one(HAZARD.table, conn.dialect.name != "sqlite", by_code)
             result = conn.execute(stmt, {"key": key})
             names = list(result.keys())
             want = [dict(zip(names, row, strict=True)) for row in result]
-            got = engine._driver_records(conn, stmt, key)
+            got = rawdb.records(conn, stmt, key)
             if conn.dialect.name != "sqlite":
                 assert got is None
                 continue
             assert got == want
             assert [{k: type(v) for k, v in r.items()} for r in got] == \
                 [{k: type(v) for k, v in r.items()} for r in want]
-            assert engine._load_rows(HAZARD, conn, [key])[key] == want[0]
+            assert load_rows(HAZARD, conn, [key])[key] == want[0]
     org.rollback()
 
 
@@ -217,7 +218,9 @@ def test_driver_errors_are_sqlalchemy_errors(org: Session) -> None:
     """A statement run on the driver's cursor still raises SQLAlchemy's exception types."""
     from sqlalchemy.exc import IntegrityError
 
-    from states import engine
+    from models.tables import OUTBOX
+    from states import rawdb
+    from states.rows import OUTBOX_COLUMNS
 
     hid = walk_to(org, "rectifying")
     conn = org.connection()
@@ -235,7 +238,7 @@ def test_driver_errors_are_sqlalchemy_errors(org: Session) -> None:
     assert tuple(conn.execute(text("SELECT seq, hash FROM audit_head")).one()) == tuple(head)
     rows = [(None, 1, "hazard", hid, "e", "r", "t", "{}", "pending", 0)]  # created_at NOT NULL
     with pytest.raises(IntegrityError):
-        engine._driver_executemany(conn, engine.OUTBOX, engine._OUTBOX_COLUMNS, (), rows)
+        rawdb.executemany(conn, OUTBOX, OUTBOX_COLUMNS, (), rows)
     org.rollback()
     assert audit.verify(org.connection()).ok
     org.rollback()
@@ -244,15 +247,16 @@ def test_driver_errors_are_sqlalchemy_errors(org: Session) -> None:
 def test_driver_loader_binds_every_parameter(org: Session) -> None:
     """Every workflow's one-key loaders (unit- and jurisdiction-scoped: the latter bind a constant
     for the missing unit path) run through the driver and agree with Core on an absent key."""
-    from states import engine
+    from states import rawdb
     from states.registry import WORKFLOWS
+    from states.rows import load_one
 
     conn = org.connection()
     for workflow in WORKFLOWS.values():
         for by_code, key in ((False, 10**9), (True, "nope")):
-            stmt = engine._load_one(workflow.table, conn.dialect.name != "sqlite", by_code)
+            stmt = load_one(workflow.table, conn.dialect.name != "sqlite", by_code)
             assert conn.execute(stmt, {"key": key}).all() == []
-            got = engine._driver_records(conn, stmt, key)
+            got = rawdb.records(conn, stmt, key)
             assert got == ([] if conn.dialect.name == "sqlite" else None)
-            assert engine._driver_query(conn, stmt, key) == []
+            assert rawdb.query(conn, stmt, key) == []
     org.rollback()
