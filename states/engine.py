@@ -40,6 +40,7 @@ from core.errors import (
     SafeloopError,
     TransitionNotAllowed,
 )
+from core.rules import Rules, rules_in_force, rules_on
 from models.db import as_utc, utcnow
 from models.enums import Role
 from models.tables import DEPARTMENT, ENTERPRISE, EVIDENCE, JURISDICTION, OUTBOX, PERSON, UNIT
@@ -239,13 +240,23 @@ def department_covers(grant: Grant, row: Mapping[str, Any]) -> bool:
 
 
 class _Lookups:
-    """Per-transaction caches of actors and people so a batch queries each once."""
+    """Per-transaction caches of actors and people so a batch queries each once, and the rules
+    in force for the transaction: the ones the entry point put on the session (``set_rules``),
+    else -- library callers, tests calling the engine directly -- built from the settings once
+    per transaction, when the first decision needs them (``core.rules.rules_in_force``)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, rules: Rules | None = None) -> None:
         self.conn = conn
         self.actors: dict[str, Actor] = {}
         self.people: dict[str, int] = {}
         self.memo: dict[Any, Any] = {}
+        self._rules = rules
+
+    @property
+    def rules(self) -> Rules:
+        if self._rules is None:
+            self._rules = rules_in_force()
+        return self._rules
 
     def actor(self, key: str) -> Actor:
         if key in self.actors:
@@ -393,7 +404,7 @@ def _decide(
     subject = Subject(state=state, row=row, data=values, comment=comment)
     ctx = Context(actor.key, actor.id, role, clock.moment, lookups.person_id, lookups.conn,
                   lookups.memo, roles_of=lambda key: lookups.actor(key).roles_at(row),
-                  reference_time=clock.reference)
+                  reference_time=clock.reference, rules=lookups.rules)
     for guard in rule.guards:
         refusal = guard(subject, ctx)
         if refusal:
@@ -504,7 +515,11 @@ def fire(
     flow_run_id: str | None = None,
     expected_version: int | None = None,
 ) -> FireResult:
-    """Apply one event atomically with its audit and outbox rows; raise and change nothing."""
+    """Apply one event atomically with its audit and outbox rows; raise and change nothing.
+
+    Guards and effects apply the rules the session carries (``core.rules.set_rules``, done by
+    the entry points); a session without them gets the rules built from the settings
+    (``core.rules.rules_in_force``), once per transaction."""
     request = FireRequest(entity, event, actor, role, comment, data or {}, expected_version)
     result = fire_many(session, workflow, [request], as_of=as_of, flow_run_id=flow_run_id)
     return result.applied[0]
@@ -552,7 +567,8 @@ def _fire_many(
     result = BatchResult()
     try:
         conn = session.connection()
-        batch = _Batch(_Lookups(conn), clock, origin, audit.format_at(moment), flow_run_id)
+        batch = _Batch(_Lookups(conn, rules_on(session)), clock, origin, audit.format_at(moment),
+                       flow_run_id)
         batch.rows[workflow] = _load_rows(workflow, conn, [r.entity for r in requests])
         planned: list[Planned] = []
         for request in requests:
@@ -1011,8 +1027,8 @@ def check_create(
         origin = origin_of(session)
         refuse_internal_actor(actor, origin)
         conn = session.connection()
-        _decide_create(conn, _Lookups(conn), workflow, actor, data, role, comment,
-                       clock_for(origin, as_of))
+        _decide_create(conn, _Lookups(conn, rules_on(session)), workflow, actor, data, role,
+                       comment, clock_for(origin, as_of))
     finally:
         session.rollback()
 
@@ -1034,8 +1050,8 @@ def create(
     clock = clock_for(origin, as_of)
     try:
         conn = session.connection()
-        planned, entry = _plan_create(conn, _Lookups(conn), workflow, actor, data, role,
-                                      comment, clock, flow_run_id)
+        planned, entry = _plan_create(conn, _Lookups(conn, rules_on(session)), workflow, actor,
+                                      data, role, comment, clock, flow_run_id)
         _, rule, subject, ctx, row, _, to_state = planned
         [seq] = audit.append(conn, [entry])
         outbox = _outbox_rows(workflow, rule, subject, ctx, row, to_state, seq)
