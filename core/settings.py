@@ -20,6 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import InvalidInput
+from core.listing_rules import listing_rules
+from core.risk_bands import bands
 
 ENV_PREFIX = "SAFELOOP_"
 DATABASE_ENV = f"{ENV_PREFIX}DATABASE_URL"
@@ -173,9 +175,7 @@ def load_settings() -> Settings:
 
 
 def _check_domain(settings: Settings) -> None:
-    """Settings whose meaning the domain modules own (they import nothing of ours at load)."""
-    from states.risk_grading import bands
-
+    """Settings whose meaning is a rule table (risk bands, listing clocks), checked as one."""
     try:
         bands(settings.risk_bands)
     except InvalidInput as exc:
@@ -184,6 +184,7 @@ def _check_domain(settings: Settings) -> None:
         for grade, value in (limits.items() if isinstance(limits, dict) else ()):
             if isinstance(value, float) and not math.isfinite(value):
                 raise InvalidInput(f"设置 {ENV_PREFIX}RISK_BANDS 无效：「{method}.{grade}」应为有限数值")
+    listing_rules(settings.listing_rules)  # an unknown rule is refused naming the variable
 
 
 _MESSAGES = {

@@ -1,11 +1,14 @@
-"""What every flow shares: settings, a database session, the calendar and the flow-run id.
+"""What every flow shares: settings, a database session with the rules in force, the flow-run id.
 
 Flows stay thin: they open a session, call one ``states`` function inside one Prefect task (a
 task per item would cost ~20 ms of server CPU each) and return its report as a dict.
 
 The database is never a flow parameter: Prefect stores parameters in its own database and shows
 them in its UI, and a URL may hold a password. Flows read ``SAFELOOP_DATABASE_URL`` (a worker's
-environment, or ``use_database`` for an in-process run such as ``safeloop flows run``).
+environment, or ``use_database`` for an in-process run such as ``safeloop flows run``). Neither
+are the rules in force: a flow's task reads the settings, builds its ``Rules`` from them and puts
+them on its session (``session_for``); the job it calls gets them as a parameter where it needs
+them (zone, calendar, listing ladder).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from core.calendar import WorkCalendar
+from core.rules import Rules, set_rules
 from core.settings import DATABASE_ENV, Settings, check_database_url, get_settings
 from core.timeparse import check_moment
 from models.db import make_engine
@@ -52,17 +55,15 @@ def use_database(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def session_for(settings: Settings) -> Iterator[Session]:
+def session_for(settings: Settings, rules: Rules | None = None) -> Iterator[Session]:
+    """A session on the settings' database carrying ``rules`` (else built from the settings)."""
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     try:
         with Session(engine, expire_on_commit=False) as session:
+            set_rules(session, rules or Rules.from_settings(settings))
             yield session
     finally:
         engine.dispose()
-
-
-def calendar_for(settings: Settings) -> WorkCalendar:
-    return WorkCalendar.from_file(settings.calendar_overrides)
 
 
 def flow_run_id() -> str | None:

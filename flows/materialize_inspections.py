@@ -11,7 +11,8 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.common import calendar_for, flow_run_id, resolve_as_of, session_for, settings_for
+from core.rules import Rules
+from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
 from states.jobs import regulator_plans, risk_checklists
 from states.jobs.materialize import materialize
 from states.jobs.stat_reports import materialize_reports
@@ -21,14 +22,15 @@ from states.jobs.stat_reports import materialize_reports
 def materialize_task(as_of: datetime, enterprise_ids: list[int] | None,
                      run_id: str | None) -> dict[str, Any]:
     settings = settings_for()
-    with session_for(settings) as session:
+    rules = Rules.from_settings(settings)
+    with session_for(settings, rules) as session:
         regulator_plans.sync(session, as_of=as_of, flow_run_id=run_id)
-        derived = risk_checklists.sync(session, as_of=as_of, zone=settings.timezone,
+        derived = risk_checklists.sync(session, as_of=as_of, zone=rules.zone,
                                        enterprise_ids=enterprise_ids, flow_run_id=run_id)
-        reports = materialize_reports(session, as_of=as_of, zone=settings.timezone,
+        reports = materialize_reports(session, as_of=as_of, zone=rules.zone,
                                       flow_run_id=run_id)
         report = materialize(
-            session, as_of=as_of, zone=settings.timezone, calendar=calendar_for(settings),
+            session, as_of=as_of, zone=rules.zone, calendar=rules.calendar,
             flow_run_id=run_id, batch_size=settings.materialize_batch_size,
             enterprise_ids=enterprise_ids,
         )

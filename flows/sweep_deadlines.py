@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.context import FlowRunContext
 
+from core.rules import Rules
 from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
 from states.jobs.sweep import sweep
 
@@ -16,12 +17,13 @@ from states.jobs.sweep import sweep
 def sweep_task(as_of: datetime, enterprise_ids: list[int] | None,
                run_id: str | None) -> dict[str, Any]:
     settings = settings_for()
-    with session_for(settings) as session:
+    rules = Rules.from_settings(settings)
+    with session_for(settings, rules) as session:
         report = sweep(
             session, as_of=as_of, ladder=settings.escalation_days,
             due_soon=timedelta(hours=settings.due_soon_hours),
             batch_size=settings.sweep_batch_size, enterprise_ids=enterprise_ids,
-            flow_run_id=run_id,
+            flow_run_id=run_id, rules=rules,
         )
     return report.to_dict()
 

@@ -32,6 +32,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from core.errors import InvalidInput, SafeloopError
+from core.rules import Rules, rules_for, set_rules
+from core.settings import get_settings
 from models import AuditEntry, Hazard, OutboxMessage, Unit
 from models.db import make_engine
 from models.enums import HazardGrade, RiskGrade, Tier
@@ -148,6 +150,7 @@ def run_demo(path: Path, console: Console, days: int = 30) -> int:
     console.soft_wrap = True
     console.rule("[bold]safeloop 演示：忻州经济开发区 隐患排查治理闭环")
     with Session(db, expire_on_commit=False) as session:
+        set_rules(session, Rules.from_settings(get_settings()))  # as the flows it runs read them
         orgfile.load(session, DEMO_ORG)
         console.print(f"数据库：{path}（SQLite，WAL）；组织：2 家企业、10 个单位、11 名人员")
         demo = Demo(session, storage, console, storage / checkpoint.CHECKPOINT_FILE)
@@ -374,7 +377,7 @@ def _summary(d: Demo) -> bool:
     )
     console.print(f"六项治理方案：{'、'.join(PLAN_PARTS.values())}")
     result = audit.verify(conn)
-    replayed = replay(conn)
+    replayed = replay(conn, rules_for(session))
     session.rollback()
     points = checkpoint.check(session, d.checkpoints, verified=result)
     if result.ok:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from core.errors import NotFound, PermissionDenied
+from core.rules import Rules, rules_in_force
 from models.enums import Role
 from models.tables import DEPARTMENT, ENTERPRISE, JURISDICTION, PERSON, UNIT
 from models.tables import ROLE_GRANT as GRANT
@@ -102,13 +103,23 @@ def department_covers(grant: Grant, row: Mapping[str, Any]) -> bool:
 
 
 class Lookups:
-    """Per-transaction caches of actors and people so a batch queries each once."""
+    """Per-transaction caches of actors and people so a batch queries each once, and the rules
+    in force for the transaction: the ones the entry point put on the session (``set_rules``),
+    else -- library callers, tests calling the engine directly -- built from the settings once
+    per transaction, when the first decision needs them (``core.rules.rules_in_force``)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, rules: Rules | None = None) -> None:
         self.conn = conn
         self.actors: dict[str, Actor] = {}
         self.people: dict[str, int] = {}
         self.memo: dict[Any, Any] = {}
+        self._rules = rules
+
+    @property
+    def rules(self) -> Rules:
+        if self._rules is None:
+            self._rules = rules_in_force()
+        return self._rules
 
     def actor(self, key: str) -> Actor:
         if key in self.actors:

@@ -96,7 +96,7 @@ def _context(
     """The one place an event's ``Context`` is built: what guards, effects and notifications see."""
     return Context(actor.key, actor.id, role, clock.moment, lookups.person_id, lookups.conn,
                    lookups.memo, roles_of=lambda key: lookups.actor(key).roles_at(row),
-                   reference_time=clock.reference)
+                   reference_time=clock.reference, rules=lookups.rules)
 
 
 @cache

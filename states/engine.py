@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select
 from sqlmodel import Session
 
 from core.errors import ConcurrentUpdate, InvalidInput, NotFound, SafeloopError
+from core.rules import rules_on
 from models.enums import Role
 from states import audit, decision, rows
 from states.actors import (
@@ -72,7 +73,11 @@ def fire(
     flow_run_id: str | None = None,
     expected_version: int | None = None,
 ) -> FireResult:
-    """Apply one event atomically with its audit and outbox rows; raise and change nothing."""
+    """Apply one event atomically with its audit and outbox rows; raise and change nothing.
+
+    Guards and effects apply the rules the session carries (``core.rules.set_rules``, done by
+    the entry points); a session without them gets the rules built from the settings
+    (``core.rules.rules_in_force``), once per transaction."""
     request = FireRequest(entity, event, actor, role, comment, data or {}, expected_version)
     result = fire_many(session, workflow, [request], as_of=as_of, flow_run_id=flow_run_id)
     return result.applied[0]
@@ -120,7 +125,7 @@ def _fire_many(
     result = BatchResult()
     try:
         conn = session.connection()
-        batch = _Batch(Lookups(conn), clock, origin, audit.format_at(moment), flow_run_id)
+        batch = _Batch(Lookups(conn, rules_on(session)), clock, origin, audit.format_at(moment), flow_run_id)
         batch.rows[workflow] = rows.load_rows(workflow, conn, [r.entity for r in requests])
         planned: list[decision.Planned] = []
         for request in requests:
@@ -301,7 +306,7 @@ def check_create(
         origin = origin_of(session)
         refuse_internal_actor(actor, origin)
         conn = session.connection()
-        decision.decide_create(conn, Lookups(conn), workflow, actor, data, role, comment,
+        decision.decide_create(conn, Lookups(conn, rules_on(session)), workflow, actor, data, role, comment,
                                clock_for(origin, as_of))
     finally:
         session.rollback()
@@ -324,7 +329,7 @@ def create(
     clock = clock_for(origin, as_of)
     try:
         conn = session.connection()
-        planned, entry = _plan_create(conn, Lookups(conn), workflow, actor, data, role,
+        planned, entry = _plan_create(conn, Lookups(conn, rules_on(session)), workflow, actor, data, role,
                                       comment, clock, flow_run_id)
         _, rule, subject, ctx, row, _, to_state = planned
         [seq] = audit.append(conn, [entry])

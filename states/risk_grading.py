@@ -2,7 +2,9 @@
 
 Pure functions: the same factors and bands always give the same score and grade, so an
 evaluation recorded in the audit trail can be checked and replayed. Bands are configurable
-(``SAFELOOP_RISK_BANDS``) because provinces differ; the defaults are DOMAIN.md's.
+(``SAFELOOP_RISK_BANDS``) because provinces differ; the defaults are DOMAIN.md's. Parsing and
+checking a band table is ``core.risk_bands`` (the settings check it at load); the table in force
+reaches a guard or effect as ``ctx.rules.risk_bands``.
 
 - LEC: D = L × E × C; a grade applies when D is *greater than* its threshold
   (defaults: > 320 重大, > 160 较大, > 70 一般, otherwise 低).
@@ -12,13 +14,12 @@ evaluation recorded in the audit trail can be checked and replayed. Bands are co
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from core.errors import InvalidInput
+from core.risk_bands import DEFAULT_BANDS, bands  # noqa: F401  (bands: re-exported with the grades)
 from models.enums import RiskGrade, Tier
 
 LEC_VALUES: dict[str, tuple[float, ...]] = {
@@ -32,11 +33,6 @@ FACTOR_LABELS = {
     "ls": {"L": "事故发生的可能性 L", "S": "事故后果严重性 S"},
 }
 METHODS = {"lec": "作业条件危险性分析法（LEC）", "ls": "风险矩阵法（LS）"}
-# Thresholds for major, significant, general (anything below is low).
-DEFAULT_BANDS: dict[str, dict[str, float]] = {
-    "lec": {"major": 320, "significant": 160, "general": 70},
-    "ls": {"major": 20, "significant": 10, "general": 4},
-}
 RANKED = (RiskGrade.major, RiskGrade.significant, RiskGrade.general, RiskGrade.low)
 
 
@@ -68,42 +64,6 @@ class Evaluation:
     @property
     def style(self) -> GradeStyle:
         return STYLES[self.grade]
-
-
-def bands(overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, float]]:
-    """DOMAIN.md's bands with ``overrides`` applied; unknown keys and disorder are refused."""
-    merged = {method: dict(values) for method, values in DEFAULT_BANDS.items()}
-    for method, values in (overrides or {}).items():
-        if method not in merged:
-            raise InvalidInput(f"风险分级标准中未知的评价方法「{method}」，可用：lec、ls")
-        if not isinstance(values, Mapping):
-            raise InvalidInput(f"风险分级标准「{method}」应为 重大/较大/一般 的分界值表")
-        for grade, value in values.items():
-            if grade not in merged[method]:
-                raise InvalidInput(f"风险分级标准「{method}」中未知的等级「{grade}」，"
-                                   "可用：major、significant、general")
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise InvalidInput(f"风险分级标准「{method}.{grade}」应为数值，收到「{value}」")
-            merged[method][grade] = float(value)
-        m = merged[method]
-        if not m["major"] > m["significant"] > m["general"] > 0:
-            raise InvalidInput(f"风险分级标准「{method}」的分界值应满足 重大 > 较大 > 一般 > 0，"
-                               f"现为 {m['major']:g} / {m['significant']:g} / {m['general']:g}")
-    return merged
-
-
-def configured_bands() -> dict[str, dict[str, float]]:
-    """The bands in force (a fresh copy); parsed once per distinct setting, as every evaluation
-    asks several times (validation, guard, effect, audit annotation)."""
-    from core.settings import get_settings
-
-    parsed = _parsed_bands(json.dumps(get_settings().risk_bands, sort_keys=True))
-    return {method: dict(limits) for method, limits in parsed.items()}
-
-
-@cache
-def _parsed_bands(spec: str) -> dict[str, dict[str, float]]:
-    return bands(json.loads(spec))
 
 
 def evaluate(method: str, factors: Mapping[str, Any],

@@ -19,6 +19,7 @@ from transitions import Machine, MachineError
 
 from core.errors import InvalidInput
 from core.messages import zh_error
+from core.rules import Rules
 
 ANY_OTHER = "="  # reflexive transition: stay in the same state
 # Documented input limits (README "输入限制"): identifiers, free text, whole event input.
@@ -61,7 +62,9 @@ class Context:
     """Who fires, in which role, when, and read access for guards and effects.
 
     ``conn`` is the transaction's connection (read-only use); ``memo`` is a per-batch cache for
-    immutable lookups such as a checklist template's items.
+    immutable lookups such as a checklist template's items; ``rules`` the rules in force (zone,
+    calendar, risk bands, listing clocks …) the entry point set on the session, which guards and
+    effects read instead of the settings (DOMAIN.md's defaults when a caller gives none).
     """
 
     actor: str
@@ -76,6 +79,7 @@ class Context:
     # The moment rules compare deadlines with: the later of the business time and the recording
     # time, unless the caller explicitly simulates another time (demo, imports, replays).
     reference_time: datetime | None = None
+    rules: Rules = field(default_factory=Rules)
 
     @property
     def now(self) -> datetime:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from core.errors import InvalidInput, SafeloopError
+from core.rules import Rules, set_rules
 from core.settings import Settings, get_settings, with_database
 from core.timeparse import parse_local
 from models.db import make_engine
@@ -76,6 +77,8 @@ def _committed(_conn: Any) -> None:
 
 @contextmanager
 def open_session() -> Iterator[Session]:
+    """A session on the command's database, carrying who acts (the CLI ``Origin``) and the rules
+    in force (``Rules`` from the settings) for every guard and effect the command runs."""
     settings = STATE.settings
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     try:
@@ -84,6 +87,7 @@ def open_session() -> Iterator[Session]:
             set_origin(session, Origin(
                 channel="cli", simulate=settings.simulate_time,
                 tolerance=timedelta(seconds=settings.time_tolerance_s)))
+            set_rules(session, Rules.from_settings(settings))
             try:
                 yield session
             except BaseException:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from core.calendar import local_date
 from core.errors import InvalidInput, NotFound
+from core.rules import configured_bands
 from core.timeparse import to_local
 from models.db import utcnow
 from models.enums import MeasureKind, RiskGrade
@@ -161,7 +162,7 @@ def evaluate_cmd(
             raise InvalidInput(f"--factor 应为 因素=取值，如 L=6；收到「{pair}」")
         factors[key.strip().upper()] = value.strip()
     try:
-        preview = risk_grading.evaluate(method, factors, risk_grading.configured_bands())
+        preview = risk_grading.evaluate(method, factors, configured_bands())
     except InvalidInput:
         preview = None  # the engine names the problem, with nothing written
     options = fire.given(method=(method, "--method"), note=(note, "--note"))
@@ -346,7 +347,7 @@ def derive_cmd(actor: Annotated[str, typer.Option("--as", help="操作人编号"
 @handle_errors
 def bands_cmd(as_json: JsonOpt = False) -> None:
     """显示现行风险分级标准（可用 SAFELOOP_RISK_BANDS 配置）。"""
-    table_data = risk_grading.configured_bands()
+    table_data = configured_bands()
     if as_json:
         print_json(table_data)
         return

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, select
 
+from core.rules import Rules, rules_in_force
 from models import Person
 from models.db import as_utc
 from models.tables import AUDIT_ENTRY as AUDIT
@@ -114,14 +115,17 @@ class ReplayReport:
         return not self.differences
 
 
-def replay(conn: Connection) -> ReplayReport:
+def replay(conn: Connection, rules: Rules | None = None) -> ReplayReport:
+    """Replay every entity's trail; effects apply ``rules`` (the caller's, else those built from
+    the settings, ``core.rules.rules_in_force``), as the engine did when the events fired."""
+    rules = rules or rules_in_force()
     report = ReplayReport()
     people = dict(conn.execute(select(Person.key, Person.id)).all())  # type: ignore[call-overload]
     memo: dict[Any, Any] = {}
     for name, workflow in WORKFLOWS.items():
         pending: dict[int, dict[str, Any]] = {}
         for entity_id, rows in _entity_streams(conn, name):
-            pending[entity_id] = _replay_entity(workflow, rows, people, report, conn, memo)
+            pending[entity_id] = _replay_entity(workflow, rows, people, report, conn, memo, rules)
             if len(pending) >= _CHUNK:
                 _compare(conn, workflow, pending, report)
                 pending = {}
@@ -152,7 +156,7 @@ def _entity_streams(conn: Connection, entity_type: str) -> Iterator[tuple[int, l
 
 def _replay_entity(
     workflow: Workflow, rows: list[Any], people: dict[str, int], report: ReplayReport,
-    conn: Connection, memo: dict[Any, Any],
+    conn: Connection, memo: dict[Any, Any], rules: Rules,
 ) -> dict[str, Any]:
     entity_id, code = rows[0][0], rows[0][1]
     state: dict[str, Any] = {**_defaults(workflow), "id": entity_id, "code": code,
@@ -180,7 +184,8 @@ def _replay_entity(
         values = params.model_dump() if params is not None else {}
         subject = Subject(state=state["state"], row=state, data=values, comment=comment)
         moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        ctx = Context(actor, people.get(actor), role, moment, lambda key: people[key], conn, memo)
+        ctx = Context(actor, people.get(actor), role, moment, lambda key: people[key], conn, memo,
+                      rules=rules)
         if rule is workflow.create_event:
             dest: str | None = rule.branches[0].dest
             state.update(_scope(conn, workflow, values, memo))  # unit/jurisdiction ids

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
+from core.rules import Rules, rules_for, set_rules
 from models.db import as_utc, utcnow
 from models.enums import HazardGrade
 from models.tables import HAZARD as HAZ
@@ -30,7 +31,7 @@ from states.workflow import Workflow
 from states.workflows.hazard import HAZARD
 from states.workflows.inspection import INSPECTION
 from states.workflows.inspection import OPEN_STATES as OPEN_TASKS
-from states.workflows.listing import DUTIES, LISTING, RULES
+from states.workflows.listing import DUTIES, LISTING
 from states.workflows.risk import RISK
 from states.workflows.stat_report import STAT_REPORT
 
@@ -76,8 +77,16 @@ def sweep(
     batch_size: int = 5_000,
     enterprise_ids: Sequence[int] | None = None,
     flow_run_id: str | None = None,
+    rules: Rules | None = None,
 ) -> SweepReport:
+    """Run every part of the sweep at ``as_of``. ``rules`` (from the flow) give the listing ladder
+    and the working-day calendar and go on the session, so the events fired follow them too;
+    without them, the session's rules (``core.rules.rules_for``)."""
     moment = as_utc(as_of) or utcnow()
+    if rules is None:
+        rules = rules_for(session)
+    else:
+        set_rules(session, rules)
     report = SweepReport()
     scope = [HAZ.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else []
 
@@ -113,7 +122,7 @@ def sweep(
     ).order_by(TASK.c.id)
     requests = [FireRequest(i, "miss", SYSTEM) for i in _ids(session, ended)]
     report.missed = _fire(session, INSPECTION, requests, moment, batch_size, flow_run_id, report)
-    _sweep_listings(session, moment, enterprise_ids, batch_size, flow_run_id, report)
+    _sweep_listings(session, moment, enterprise_ids, batch_size, flow_run_id, report, rules)
     late = select(RPT.c.id).where(RPT.c.state == "due", RPT.c.due_at <= moment, *(
         [RPT.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else []))
     requests = [FireRequest(i, "mark_overdue", SYSTEM) for i in _ids(session, late)]
@@ -127,7 +136,8 @@ def sweep(
 
 
 def _sweep_listings(session: Session, moment: datetime, enterprise_ids: Sequence[int] | None,
-                    batch_size: int, flow_run_id: str | None, report: SweepReport) -> None:
+                    batch_size: int, flow_run_id: str | None, report: SweepReport,
+                    rules: Rules) -> None:
     """Listed supervision: record each missed statutory duty once; escalate overdue listings
     (督办函 → 约谈 → 移送处罚) by working days past their rectification deadline."""
     scope = [LST.c.enterprise_id.in_(list(enterprise_ids))] if enterprise_ids is not None else []
@@ -145,8 +155,8 @@ def _sweep_listings(session: Session, moment: datetime, enterprise_ids: Sequence
         LST.c.escalation_level < TOP_LEVEL, *scope).order_by(LST.c.id)
     requests = []
     for lid, deadline, level in session.connection().execute(overdue).all():
-        late = working_days_until(as_utc(deadline), moment)
-        target = sum(1 for days in RULES.ladder_days if late >= days)
+        late = working_days_until(rules, as_utc(deadline), moment)
+        target = sum(1 for days in rules.listing.ladder_days if late >= days)
         for step in range(level + 1, target + 1):
             requests.append(FireRequest(lid, "escalate", SYSTEM, data={"level": step}))
     session.rollback()

@@ -22,6 +22,7 @@ from models.tables import ANNUAL_PLAN as ANNUAL_PLAN_TABLE
 from models.tables import DEPARTMENT, ENTERPRISE, HAZARD, JURISDICTION, LISTING
 from states.references import department_serves_jurisdiction
 from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflows.common import REG, STAY, stamp
 from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
 from states.workflows.listing import ACTIVE as ACTIVE_LISTING
 
@@ -64,7 +65,6 @@ class FrequencyParams(BaseModel):
     model_config = STRICT
     entries: list[EffectiveEntry] | None = None
     doubled: list[str] | None = None
-
 
 
 def _enterprises(ctx: Context, jurisdiction_id: int) -> dict[str, dict[str, Any]]:
@@ -147,10 +147,6 @@ def _plain(entries: list[Any]) -> list[dict[str, Any]]:
     return [{"enterprise": e["enterprise"], "frequency": e["frequency"]} for e in entries]
 
 
-def on_file(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"filed_at": ctx.as_of}
-
-
 def frequencies(subject: Subject, ctx: Context) -> list[dict[str, Any]]:
     """The entries' effective frequencies: as recorded in the audit row (replay), else computed
     now from the open major hazards and listings (memoised: annotate and effect both ask)."""
@@ -177,25 +173,20 @@ def on_refresh(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"entries": frequencies(subject, ctx)}
 
 
-def on_close(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"closed_at": ctx.as_of}
-
-
 def plan_year_started(subject: Subject, ctx: Context) -> str | None:
     if date(subject.row["year"], 12, 31) < ctx.as_of.date():
         return f"{subject.row['year']} 年已过，不能再启用"
     return None
 
 
-REG = ("regulator",)
 _events = [
     EventRule(
-        name="update_entries", label="修改计划条目", sources=("draft",), branches=(Branch("="),),
+        name="update_entries", label="修改计划条目", sources=("draft",), branches=STAY,
         roles=REG, params=EntriesParams, guards=(entries_in_jurisdiction,), effect=on_entries,
     ),
     EventRule(
         name="file", label="报安委办备案", sources=("draft",), branches=(Branch("filed"),), roles=REG,
-        params=EmptyParams, effect=on_file,
+        params=EmptyParams, effect=stamp("filed_at"),
     ),
     EventRule(
         name="activate", label="启用", sources=("filed",), branches=(Branch("active"),), roles=REG,
@@ -203,20 +194,20 @@ _events = [
         annotate=note_frequencies, computed=("entries", "doubled"),
     ),
     EventRule(
-        name="refresh", label="按隐患情况调整频次", sources=("active",), branches=(Branch("="),),
+        name="refresh", label="按隐患情况调整频次", sources=("active",), branches=STAY,
         roles=("system", "regulator"), params=FrequencyParams, effect=on_refresh,
         annotate=note_frequencies, computed=("entries", "doubled"),
     ),
     EventRule(
         name="close", label="结束", sources=("active",), branches=(Branch("closed"),), roles=REG,
-        params=EmptyParams, effect=on_close,
+        params=EmptyParams, effect=stamp("closed_at"),
     ),
 ]
 
 DRAFT = EventRule(
-            name="draft", label="编制年度监督检查计划", sources=(), branches=(Branch("draft"),), roles=REG,
-            params=DraftParams, guards=(department_known, entries_in_jurisdiction), effect=on_draft,
-        )
+    name="draft", label="编制年度监督检查计划", sources=(), branches=(Branch("draft"),), roles=REG,
+    params=DraftParams, guards=(department_known, entries_in_jurisdiction), effect=on_draft,
+)
 
 ANNUAL_PLAN = Workflow(
     name="annual_plan",

@@ -11,39 +11,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from models.db import as_utc
-from models.enums import HazardCategory, HazardGrade, HazardSource
+from models.enums import HazardGrade, HazardSource
 from models.tables import HAZARD as HAZARD_TABLE
-from states.workflow import (
-    ANY_OTHER,
-    MAX_ID_CHARS,
-    STRICT,
-    Branch,
-    Context,
-    EmptyParams,
-    EventRule,
-    EvidenceRef,
-    Subject,
-    Workflow,
+from states.workflow import Branch, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflows.common import (
+    STAY,
+    DeadlineParams,
+    EscalateParams,
+    notify_roles,
+    on_escalate,
+    stamp,
 )
-
-__all__ = ["HAZARD", "EvidenceRef"]  # EvidenceRef re-exported for the other workflows
-
-# The six parts of a major hazard's rectification plan (治理方案), 原安监总局令第16号 第十五条.
-PLAN_PARTS: dict[str, str] = {
-    "objectives": "治理的目标和任务",
-    "methods": "采取的方法和措施",
-    "funds_and_materials": "经费和物资的落实",
-    "organisation": "负责治理的机构和人员",
-    "time_limit": "治理的时限和要求",
-    "safety_and_contingency": "安全措施和应急预案",
-}
+from states.workflows.hazard_params import (
+    PLAN_PARTS,
+    AssignParams,
+    FixOnSpotParams,
+    ListingLink,
+    PlanParams,
+    RegradeParams,
+    ReinspectParams,
+    ReportParams,
+    SubmitParams,
+)
 
 STATES: dict[str, str] = {
     "reported": "已上报",
@@ -56,82 +48,6 @@ STATES: dict[str, str] = {
 }
 OPEN_STATES = ("reported", "planning", "rectifying", "pending_acceptance")
 ESCALATION_LEVELS = {1: "单位负责人", 2: "主要负责人", 3: "监管部门"}
-
-
-
-class ReportParams(BaseModel):
-    model_config = STRICT
-    unit: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    title: str = Field(min_length=1, max_length=200)
-    description: str = ""
-    category: HazardCategory
-    grade: HazardGrade
-    location: str = ""
-    source: HazardSource = HazardSource.ad_hoc
-    found_at: datetime | None = None
-    evidence: list[EvidenceRef] = []
-    inspection_task_id: int | None = None
-    checklist_item: str | None = None
-    risk_point_id: int | None = None  # a failed risk-derived checklist item (对表检查)
-
-
-class AssignParams(BaseModel):
-    model_config = STRICT
-    owner: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    deadline: datetime
-    acceptor: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    measures: str = ""
-    # the column is NUMERIC(14, 2): at most 999,999,999,999.99 元
-    funds: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2,
-                                  allow_inf_nan=False)
-
-
-class PlanParams(BaseModel):
-    model_config = STRICT
-    objectives: str | None = None
-    methods: str | None = None
-    funds_and_materials: str | None = None
-    organisation: str | None = None
-    time_limit: str | None = None
-    safety_and_contingency: str | None = None
-
-
-class SubmitParams(BaseModel):
-    model_config = STRICT
-    measures: str = ""
-    evidence: list[EvidenceRef] = []
-
-
-class FixOnSpotParams(BaseModel):
-    model_config = STRICT
-    measures: str = ""
-    evidence: list[EvidenceRef] = Field(min_length=1)
-
-
-class RegradeParams(BaseModel):
-    model_config = STRICT
-    grade: HazardGrade
-
-
-class ExtendParams(BaseModel):
-    model_config = STRICT
-    deadline: datetime
-
-
-class ReinspectParams(BaseModel):
-    model_config = STRICT
-    findings: str = Field(min_length=1)
-
-
-class EscalateParams(BaseModel):
-    model_config = STRICT
-    level: int = Field(ge=1, le=3)
-
-
-
-class ListingLink(BaseModel):
-    model_config = STRICT
-    listing_id: int
 
 
 # ---- guards: each returns a zh-CN refusal or None ------------------------------------------
@@ -302,10 +218,6 @@ def on_link_listing(subject: Subject, _ctx: Context) -> dict[str, Any]:
     return {"listing_id": subject.data["listing_id"]}
 
 
-def on_close(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"closed_at": ctx.as_of}
-
-
 def _is_listed(subject: Subject) -> bool:
     return subject.row.get("listing_id") is not None
 
@@ -339,10 +251,6 @@ def not_yet_reminded(subject: Subject, _ctx: Context) -> str | None:
     return None
 
 
-def on_escalate(subject: Subject, _ctx: Context) -> dict[str, Any]:
-    return {"escalation_level": subject.data["level"]}
-
-
 # ---- notifications: recipient specs resolved by notifications/ at dispatch time -------------
 
 
@@ -365,8 +273,7 @@ def notify_escalation(subject: Subject, _ctx: Context) -> list[str]:
     return [f"role:{role}@{_unit(subject)}", *notify_owner(subject, _ctx)]
 
 
-def notify_managers(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:safety_officer@{_unit(subject)}"]
+notify_managers = notify_roles("safety_officer")
 
 
 # ---- branch predicates ----------------------------------------------------------------------
@@ -390,7 +297,6 @@ def _regrade_to_rectifying(subject: Subject) -> bool:
 
 MANAGERS = ("principal", "unit_head", "safety_officer")
 REPORTERS = ("inspector", "rectifier", "safety_officer", "unit_head", "principal", "regulator")
-STAY = (Branch(ANY_OTHER),)
 
 _events = [
     EventRule(
@@ -451,7 +357,7 @@ _events = [
     ),
     EventRule(
         name="extend_deadline", label="延期", sources=("planning", "rectifying"), branches=STAY,
-        roles=("principal", "unit_head", "regulator"), params=ExtendParams,
+        roles=("principal", "unit_head", "regulator"), params=DeadlineParams,
         guards=(deadline_in_future, deadline_later_than_current), effect=on_extend,
         notify=notify_owner, requires_reason=True,
     ),
@@ -461,7 +367,7 @@ _events = [
     ),
     EventRule(
         name="close", label="督办销号后销号", sources=("accepted",), branches=(Branch("closed"),),
-        roles=("system",), params=EmptyParams, effect=on_close, notify=notify_owner,
+        roles=("system",), params=EmptyParams, effect=stamp("closed_at"), notify=notify_owner,
     ),
     EventRule(
         name="remind_due", label="到期提醒", sources=("planning", "rectifying"), branches=STAY,

@@ -23,8 +23,19 @@ from models.enums import HazardGrade, HazardSource, Role
 from models.tables import CHECKLIST_ITEM as ITEM
 from models.tables import INSPECTION_PLAN as PLAN
 from models.tables import INSPECTION_TASK, UNIT
-from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Spawn, Subject, Workflow
-from states.workflows.hazard import HAZARD, EvidenceRef
+from states.workflow import (
+    STRICT,
+    Branch,
+    Context,
+    EmptyParams,
+    EventRule,
+    EvidenceRef,
+    Spawn,
+    Subject,
+    Workflow,
+)
+from states.workflows.common import notify_roles
+from states.workflows.hazard import HAZARD
 
 STATES: dict[str, str] = {
     "scheduled": "待检查",
@@ -192,8 +203,7 @@ def hazards_for_failures(subject: Subject, ctx: Context) -> list[Spawn]:
     return spawns
 
 
-def notify_unit_head(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:unit_head@unit:{subject.row['unit_id']}"]
+notify_unit_head = notify_roles("unit_head")
 
 
 def notify_inspector(subject: Subject, _ctx: Context) -> list[str]:
@@ -237,9 +247,9 @@ _events = [
 ]
 
 MATERIALIZE = EventRule(
-                  name="materialize", label="生成排查任务", sources=(), branches=(Branch("scheduled"),),
-                  roles=("system",),
-              )
+    name="materialize", label="生成排查任务", sources=(), branches=(Branch("scheduled"),),
+    roles=("system",),
+)
 
 INSPECTION = Workflow(
     name="inspection",

@@ -4,64 +4,67 @@
                       ▲  │ report_progress, request/decide_extension, escalate, file, publish
                       └──┴──────────────reject──────────┘
 
-Clocks are in working days from a rule pack (defaults: filing 3, publication 5 after listing and
-after delisting, deadline ≤ 1 year, extension asked ≥ 20 before the deadline and decided within
-10, verification within 10 of the request, progress every 20). Listing links the hazard (it then
+Clocks are in working days from the rules in force (``ctx.rules.listing``, ``core.listing_rules``;
+defaults: filing 3, publication 5 after listing and after delisting, deadline ≤ 1 year, extension
+asked ≥ 20 before the deadline and decided within 10, verification within 10 of the request,
+progress every 20). Listing links the hazard (it then
 cannot close until delisted); delisting needs the hazard's rectification accepted and an
 evaluation report, and closes the hazard in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from core.errors import InvalidInput
 from models.db import as_utc
 from models.enums import HazardGrade
 from models.tables import DEPARTMENT
 from models.tables import HAZARD as HAZARD_TABLE
 from models.tables import LISTING as LISTING_TABLE
-from states.clock import due_after_working_days, working_days_until
+from states.clock import working_days_until
 from states.references import department_serves_enterprise
-from states.workflow import STRICT, Branch, Cascade, Context, EmptyParams, EventRule, Subject, Workflow
-from states.workflows.hazard import HAZARD, EvidenceRef
+from states.workflow import (
+    STRICT,
+    Branch,
+    Cascade,
+    Context,
+    EmptyParams,
+    EventRule,
+    EvidenceRef,
+    Subject,
+    Workflow,
+)
+from states.workflows.common import (
+    REG,
+    STAY,
+    DeadlineParams,
+    EscalateParams,
+    due_fields,
+    dues,
+    hazard_row,
+    notify_principal,
+    notify_principal_and_regulator,
+    notify_regulator,
+    noting,
+    on_escalate,
+    stamp,
+)
+from states.workflows.hazard import HAZARD
 from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
+from states.workflows.listing_clocks import (
+    delist_dues,
+    extension_dues,
+    list_dues,
+    note_list,
+    progress_dues,
+    progress_every,
+    verification_dues,
+)
 
-
-@dataclass(frozen=True)
-class ListingRules:
-    """Working-day clocks; local rules differ, these are DOMAIN.md's defaults."""
-
-    file_days: int = 3
-    publish_days: int = 5
-    max_deadline_days: int = 366
-    extension_notice_days: int = 20
-    extension_decision_days: int = 10
-    verification_days: int = 10
-    progress_days: int = 20
-    ladder_days: tuple[int, int, int] = (0, 10, 20)  # after the deadline: 督办函, 约谈, 移送处罚
-
-
-def load_rules() -> ListingRules:
-    """DOMAIN.md's defaults, overridden by the ``listing_rules`` setting; unknown keys refused."""
-    from core.settings import get_settings
-
-    overrides = dict(get_settings().listing_rules)
-    unknown = sorted(set(overrides) - set(ListingRules.__dataclass_fields__))
-    if unknown:
-        raise InvalidInput("SAFELOOP_LISTING_RULES 中有未知的规则：" + "、".join(unknown))
-    if "ladder_days" in overrides:
-        overrides["ladder_days"] = tuple(overrides["ladder_days"])
-    return ListingRules(**overrides)
-
-
-RULES = load_rules()
 STATES = {"proposed": "拟挂牌", "listed": "挂牌督办中", "verifying": "销号核查中",
           "delisted": "已摘牌销号"}
 TERMINAL = ("delisted",)
@@ -89,14 +92,15 @@ class ProposeParams(BaseModel):
     department: str | None = None
 
 
-# Due dates the engine derives (working days from the rule pack) are written to the audit row
+# Due dates the engine derives (working days, from the rules in force) are written to the audit row
 # (``annotate``) and read back by replay; given as input they are refused (the rules' ``computed``).
 
 
 class ListParams(BaseModel):
     model_config = STRICT
     deadline: datetime
-    progress_every_days: int = Field(default=RULES.progress_days, ge=1, le=60)
+    # None: the rules' ``progress_days``, filled in when the event fires and recorded (``note_list``)
+    progress_every_days: int | None = Field(default=None, ge=1, le=60)
     file_due: datetime | None = None
     publish_due: datetime | None = None
     progress_due: datetime | None = None
@@ -109,20 +113,13 @@ class ProgressParams(BaseModel):
     progress_due: datetime | None = None
 
 
-class ExtensionParams(BaseModel):
-    model_config = STRICT
-    deadline: datetime
+class ExtensionParams(DeadlineParams):
     extension_due: datetime | None = None
 
 
 class DecisionParams(BaseModel):
     model_config = STRICT
     approve: bool
-
-
-class EscalateParams(BaseModel):
-    model_config = STRICT
-    level: int = Field(ge=1, le=3)
 
 
 class DelistingParams(BaseModel):
@@ -140,17 +137,6 @@ class DelistParams(BaseModel):
 class DutyParams(BaseModel):
     model_config = STRICT
     duty: Literal["file", "publish", "progress", "extension", "verification", "delist_publish"]
-
-
-
-# ---- lookups --------------------------------------------------------------------------------
-
-
-def hazard_row(ctx: Context, code_or_id: str | int) -> dict[str, Any] | None:
-    table = HAZARD_TABLE
-    column = table.c.id if isinstance(code_or_id, int) else table.c.code
-    row = ctx.conn.execute(select(table).where(column == code_or_id)).mappings().first()
-    return dict(row) if row else None
 
 
 # ---- guards ---------------------------------------------------------------------------------
@@ -196,16 +182,11 @@ def department_fits(subject: Subject, ctx: Context) -> str | None:
     return department_serves_enterprise(ctx, key, subject.row["enterprise_id"]) if key else None
 
 
-def due_fields(params: type[BaseModel]) -> tuple[str, ...]:
-    """The due dates a params model carries: the engine derives them, input never gives them."""
-    return tuple(name for name in params.model_fields if name.endswith("_due"))
-
-
 def deadline_within_rules(subject: Subject, ctx: Context) -> str | None:
     deadline = as_utc(subject.data["deadline"])
     if deadline is None or deadline <= ctx.now:
         return "整改期限必须在未来"
-    if deadline > ctx.as_of + timedelta(days=RULES.max_deadline_days):
+    if deadline > ctx.as_of + timedelta(days=ctx.rules.listing.max_deadline_days):
         return "挂牌督办的整改期限不得超过一年"
     return None
 
@@ -217,9 +198,10 @@ def extension_in_time(subject: Subject, ctx: Context) -> str | None:
     new = as_utc(subject.data["deadline"])
     if current is None or new is None or new <= current:
         return "新期限必须晚于原期限"
-    left = working_days_until(ctx.as_of, current)
-    if left < RULES.extension_notice_days:
-        return (f"延期须在期限前至少 {RULES.extension_notice_days} 个工作日提出"
+    left = working_days_until(ctx.rules, ctx.as_of, current)
+    notice = ctx.rules.listing.extension_notice_days
+    if left < notice:
+        return (f"延期须在期限前至少 {notice} 个工作日提出"
                 f"（距期限仅 {left} 个工作日）")
     return None
 
@@ -271,56 +253,12 @@ def on_propose(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"hazard_id": hazard["id"] if hazard else None, "department_id": department}
 
 
-# ---- derived due dates: computed when the event fires, recorded, read back on replay --------
-
-Dues = Callable[[Subject, Context], dict[str, datetime]]
-
-
-def list_dues(subject: Subject, ctx: Context) -> dict[str, datetime]:
-    return {"file_due": due_after_working_days(ctx.as_of, RULES.file_days),
-            "publish_due": due_after_working_days(ctx.as_of, RULES.publish_days),
-            "progress_due": due_after_working_days(ctx.as_of, subject.data["progress_every_days"])}
-
-
-def progress_dues(subject: Subject, ctx: Context) -> dict[str, datetime]:
-    return {"progress_due": due_after_working_days(ctx.as_of, subject.row["progress_every_days"])}
-
-
-def extension_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
-    return {"extension_due": due_after_working_days(ctx.as_of, RULES.extension_decision_days)}
-
-
-def verification_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
-    return {"verification_due": due_after_working_days(ctx.as_of, RULES.verification_days)}
-
-
-def delist_dues(_subject: Subject, ctx: Context) -> dict[str, datetime]:
-    return {"delist_publish_due": due_after_working_days(ctx.as_of, RULES.publish_days)}
-
-
-def dues(subject: Subject, ctx: Context, derive: Dues) -> dict[str, datetime]:
-    """The due dates as recorded in the event's audit data (replay), else derived now."""
-    recorded = {k: as_utc(v) for k, v in subject.data.items() if k.endswith("_due") and v}
-    return recorded if recorded else derive(subject, ctx)
-
-
-def noting(derive: Dues) -> Any:
-    """The rule's ``annotate``: its derived due dates, for the audit row."""
-    def annotate(subject: Subject, ctx: Context) -> dict[str, Any]:
-        return {k: v.isoformat() for k, v in derive(subject, ctx).items()}
-    return annotate
-
-
 def on_list(subject: Subject, ctx: Context) -> dict[str, Any]:
     return {
         "listed_at": ctx.as_of, "deadline": as_utc(subject.data["deadline"]),
-        "progress_every_days": subject.data["progress_every_days"],
+        "progress_every_days": progress_every(subject, ctx),
         **dues(subject, ctx, list_dues),
     }
-
-
-def on_file(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"filed_at": ctx.as_of}
 
 
 def on_publish(subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -344,10 +282,6 @@ def on_decide_extension(subject: Subject, _ctx: Context) -> dict[str, Any]:
     if subject.data["approve"]:
         changes["deadline"] = subject.row["requested_deadline"]
     return changes
-
-
-def on_escalate(subject: Subject, _ctx: Context) -> dict[str, Any]:
-    return {"escalation_level": subject.data["level"]}
 
 
 def on_request_delisting(subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -376,35 +310,16 @@ def close_hazard(subject: Subject, _ctx: Context) -> list[Cascade]:
     return [Cascade(HAZARD, subject.row["hazard_id"], "close")]
 
 
-# ---- notifications --------------------------------------------------------------------------
-
-
-def notify_enterprise_and_regulator(subject: Subject, _ctx: Context) -> list[str]:
-    unit = f"unit:{subject.row['unit_id']}"
-    return [f"role:principal@{unit}", f"role:regulator@{unit}"]
-
-
-def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:regulator@unit:{subject.row['unit_id']}"]
-
-
-def notify_principal(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:principal@unit:{subject.row['unit_id']}"]
-
-
-STAY = (Branch("="),)
-REG = ("regulator",)
-
 _events = [
     EventRule(
         name="list", label="挂牌", sources=("proposed",), branches=(Branch("listed"),), roles=REG,
         params=ListParams, guards=(deadline_within_rules,), effect=on_list,
-        notify=notify_enterprise_and_regulator, cascade=link_hazard, annotate=noting(list_dues),
+        notify=notify_principal_and_regulator, cascade=link_hazard, annotate=note_list,
         computed=due_fields(ListParams),
     ),
     EventRule(
         name="file", label="报上级备案", sources=("listed", "verifying"), branches=STAY, roles=REG,
-        params=EmptyParams, guards=(not_yet("filed_at", "备案"),), effect=on_file,
+        params=EmptyParams, guards=(not_yet("filed_at", "备案"),), effect=stamp("filed_at"),
     ),
     EventRule(
         name="publish", label="公示", sources=("listed", "verifying", "delisted"), branches=STAY,
@@ -429,7 +344,7 @@ _events = [
     EventRule(
         name="escalate", label="督办升级", sources=("listed",), branches=STAY,
         roles=("system", "regulator"), params=EscalateParams, guards=(level_rises,),
-        effect=on_escalate, notify=notify_enterprise_and_regulator,
+        effect=on_escalate, notify=notify_principal_and_regulator,
     ),
     EventRule(
         name="request_delisting", label="申请销号", sources=("listed",),
@@ -445,21 +360,21 @@ _events = [
     EventRule(
         name="delist", label="核查通过摘牌销号", sources=("verifying",), branches=(Branch("delisted"),),
         roles=REG, params=DelistParams, guards=(hazard_accepted,), effect=on_delist,
-        notify=notify_enterprise_and_regulator, cascade=close_hazard, annotate=noting(delist_dues),
+        notify=notify_principal_and_regulator, cascade=close_hazard, annotate=noting(delist_dues),
         computed=due_fields(DelistParams),
     ),
     EventRule(
         name="duty_overdue", label="职责逾期", sources=("listed", "verifying", "delisted"),
         branches=STAY, roles=("system",), params=DutyParams, guards=(duty_missed,),
-        effect=on_duty_missed, notify=notify_enterprise_and_regulator,
+        effect=on_duty_missed, notify=notify_principal_and_regulator,
     ),
 ]
 
 PROPOSE = EventRule(
-              name="propose", label="提请挂牌督办", sources=(), branches=(Branch("proposed"),), roles=REG,
-              params=ProposeParams, guards=(hazard_listable, one_open_listing, department_fits),
-              effect=on_propose, notify=notify_regulator,
-          )
+    name="propose", label="提请挂牌督办", sources=(), branches=(Branch("proposed"),), roles=REG,
+    params=ProposeParams, guards=(hazard_listable, one_open_listing, department_fits),
+    effect=on_propose, notify=notify_regulator,
+)
 
 LISTING = Workflow(
     name="listing",

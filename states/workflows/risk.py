@@ -20,13 +20,13 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import select
 
 from core.errors import InvalidInput
-from core.settings import get_settings
 from models.db import as_utc
 from models.enums import MeasureKind, RiskGrade, RiskKind, Tier
 from models.tables import RISK_POINT, UNIT
 from models.tables import SITE_AREA as AREA
 from states import risk_grading
-from states.workflow import ANY_OTHER, STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
+from states.workflows.common import STAY, notify_roles
 
 STATES: dict[str, str] = {
     "identified": "已辨识",
@@ -163,10 +163,10 @@ def _control_unit(ctx: Context, row: Any, grade: RiskGrade | str) -> tuple[int, 
     return int(chosen[0]), str(chosen[1])
 
 
-def evaluation_of(subject: Subject) -> risk_grading.Evaluation:
-    """The evaluation as recorded (replay) or computed now from the configured bands."""
+def evaluation_of(subject: Subject, ctx: Context) -> risk_grading.Evaluation:
+    """The evaluation as recorded (replay) or computed now from the bands in force."""
     d = subject.data
-    computed = risk_grading.evaluate(d["method"], d["factors"], risk_grading.configured_bands())
+    computed = risk_grading.evaluate(d["method"], d["factors"], ctx.rules.risk_bands)
     if d.get("grade") is None:
         return computed
     score = d["score"] if d.get("score") is not None else computed.score
@@ -237,15 +237,15 @@ def on_identify(subject: Subject, ctx: Context) -> dict[str, Any]:
 
 
 def on_evaluate(subject: Subject, ctx: Context) -> dict[str, Any]:
-    ev = evaluation_of(subject)
+    ev = evaluation_of(subject, ctx)
     return {"method": ev.method, "factors": ev.factors, "score": ev.score, "grade": ev.grade.value,
             "evaluated_by_id": ctx.actor_id, "evaluated_at": ctx.as_of}
 
 
-def note_evaluation(subject: Subject, _ctx: Context) -> dict[str, Any]:
-    ev = evaluation_of(subject)
+def note_evaluation(subject: Subject, ctx: Context) -> dict[str, Any]:
+    ev = evaluation_of(subject, ctx)
     noted: dict[str, Any] = {"score": ev.score, "grade": ev.grade.value,
-                             "bands": risk_grading.configured_bands()[ev.method]}
+                             "bands": dict(ctx.rules.risk_bands[ev.method])}
     if subject.row.get("grade"):
         noted["previous_grade"] = subject.row["grade"]
     return noted
@@ -256,7 +256,7 @@ def on_approve(subject: Subject, ctx: Context) -> dict[str, Any]:
     unit_id, _key = control_unit(ctx, subject.row, grade)
     return {"approved_grade": grade, "control_unit_id": unit_id, "approved_by_id": ctx.actor_id,
             "approved_at": ctx.as_of, "review_reason": None, "checklist_dirty": True,
-            "review_due": ctx.as_of + timedelta(days=get_settings().risk_review_days)}
+            "review_due": ctx.as_of + timedelta(days=ctx.rules.risk_review_days)}
 
 
 def note_approval(subject: Subject, ctx: Context) -> dict[str, Any]:
@@ -283,8 +283,7 @@ def on_retire(subject: Subject, _ctx: Context) -> dict[str, Any]:
 # ---- notifications ---------------------------------------------------------------------------
 
 
-def notify_approvers(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:unit_head@unit:{subject.row['unit_id']}"]
+notify_approvers = notify_roles("unit_head")
 
 
 def notify_controllers(subject: Subject, _ctx: Context) -> list[str]:
@@ -302,7 +301,7 @@ _events = [
     # point is returned first (return_evaluation), so no approval covers unseen changes.
     EventRule(
         name="revise", label="修订风险点信息", sources=("identified", "review_due"),
-        branches=(Branch(ANY_OTHER),), roles=IDENTIFIERS, params=ReviseParams,
+        branches=STAY, roles=IDENTIFIERS, params=ReviseParams,
         guards=(area_registered, responsible_in_unit), effect=_descriptive,
     ),
     EventRule(
@@ -340,10 +339,10 @@ _events = [
 ]
 
 IDENTIFY = EventRule(
-               name="identify", label="辨识登记风险点", sources=(), branches=(Branch("identified"),),
-               roles=IDENTIFIERS, params=IdentifyParams,
-               guards=(area_registered, responsible_in_unit), effect=on_identify,
-           )
+    name="identify", label="辨识登记风险点", sources=(), branches=(Branch("identified"),),
+    roles=IDENTIFIERS, params=IdentifyParams,
+    guards=(area_registered, responsible_in_unit), effect=on_identify,
+)
 
 RISK = Workflow(
     name="risk",

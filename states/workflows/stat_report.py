@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from models.db import as_utc
 from models.tables import STAT_REPORT as REPORT
-from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
-from states.workflows.hazard import EvidenceRef
+from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, EvidenceRef, Subject, Workflow
+from states.workflows.common import notify_roles
 
 STATES = {"due": "待报送", "overdue": "逾期未报", "submitted": "已报送"}
 
@@ -24,7 +24,6 @@ class SubmitParams(BaseModel):
     model_config = STRICT
     summary: str = ""
     attachments: list[EvidenceRef] = Field(default=[], description="盖章签字的统计表")
-
 
 
 def past_due(subject: Subject, ctx: Context) -> str | None:
@@ -36,12 +35,8 @@ def on_submit(_subject: Subject, ctx: Context) -> dict[str, Any]:
     return {"submitted_at": ctx.as_of, "signed_by_id": ctx.actor_id}
 
 
-def notify_principal(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:principal@unit:{subject.row['unit_id']}"]
-
-
-def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:regulator@unit:{subject.row['unit_id']}", *notify_principal(subject, _ctx)]
+# the regulator is told, and the principal who signs
+notify_regulator = notify_roles("regulator", "principal")
 
 
 _events = [
@@ -63,9 +58,9 @@ STAT_REPORT = Workflow(
     states=STATES,
     terminal=frozenset({"submitted"}),
     create_event=EventRule(
-                     name="materialize", label="生成报送任务", sources=(), branches=(Branch("due"),),
-                     roles=("system",),
-                 ),
+        name="materialize", label="生成报送任务", sources=(), branches=(Branch("due"),),
+        roles=("system",),
+    ),
     events={rule.name: rule for rule in _events},
     materialized=True,
 )

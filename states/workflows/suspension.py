@@ -16,9 +16,8 @@ from pydantic import BaseModel, Field
 
 from core.errors import NotFound
 from models.tables import SUSPENSION_ORDER
-from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, Subject, Workflow
-from states.workflows.hazard import EvidenceRef
-from states.workflows.listing import hazard_row
+from states.workflow import STRICT, Branch, Context, EmptyParams, EventRule, EvidenceRef, Subject, Workflow
+from states.workflows.common import REG, hazard_row, notify_principal_and_regulator, notify_regulator, stamp
 
 STATES = {"ordered": "已责令停产停业", "rectifying": "停产整顿中",
           "resumption_requested": "已申请复产", "resumed": "已批准复产"}
@@ -37,7 +36,6 @@ class ResumptionParams(BaseModel):
     model_config = STRICT
     report: list[EvidenceRef] = Field(min_length=1, description="整改报告、复产申请")
     summary: str = ""
-
 
 
 def hazard_exists(subject: Subject, ctx: Context) -> str | None:
@@ -59,24 +57,8 @@ def on_order(subject: Subject, ctx: Context) -> dict[str, Any]:
             "hazard_id": hazard["id"] if hazard else None, "ordered_at": ctx.as_of}
 
 
-def on_request(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"resumption_requested_at": ctx.as_of}
+notify_enterprise = notify_principal_and_regulator
 
-
-def on_resume(_subject: Subject, ctx: Context) -> dict[str, Any]:
-    return {"resumed_at": ctx.as_of}
-
-
-def notify_enterprise(subject: Subject, _ctx: Context) -> list[str]:
-    unit = f"unit:{subject.row['unit_id']}"
-    return [f"role:principal@{unit}", f"role:regulator@{unit}"]
-
-
-def notify_regulator(subject: Subject, _ctx: Context) -> list[str]:
-    return [f"role:regulator@unit:{subject.row['unit_id']}"]
-
-
-REG = ("regulator",)
 _events = [
     EventRule(
         name="start_rectification", label="开始停产整顿", sources=("ordered",),
@@ -86,11 +68,11 @@ _events = [
     EventRule(
         name="request_resumption", label="申请复产", sources=("rectifying",),
         branches=(Branch("resumption_requested"),), roles=("principal",), params=ResumptionParams,
-        effect=on_request, notify=notify_regulator,
+        effect=stamp("resumption_requested_at"), notify=notify_regulator,
     ),
     EventRule(
         name="approve_resumption", label="批准复产", sources=("resumption_requested",),
-        branches=(Branch("resumed"),), roles=REG, params=EmptyParams, effect=on_resume,
+        branches=(Branch("resumed"),), roles=REG, params=EmptyParams, effect=stamp("resumed_at"),
         notify=notify_enterprise,
     ),
     EventRule(
@@ -101,9 +83,9 @@ _events = [
 ]
 
 ORDER = EventRule(
-            name="order", label="责令停产停业整顿", sources=(), branches=(Branch("ordered"),), roles=REG,
-            params=OrderParams, guards=(hazard_exists,), effect=on_order, notify=notify_enterprise,
-        )
+    name="order", label="责令停产停业整顿", sources=(), branches=(Branch("ordered"),), roles=REG,
+    params=OrderParams, guards=(hazard_exists,), effect=on_order, notify=notify_enterprise,
+)
 
 SUSPENSION = Workflow(
     name="suspension",

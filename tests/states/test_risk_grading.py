@@ -79,8 +79,8 @@ def test_configured_bands_move_the_edges() -> None:
 
 
 def test_settings_bands_reach_the_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.rules import configured_bands
     from core.settings import get_settings
-    from states.risk_grading import configured_bands
 
     monkeypatch.setenv("SAFELOOP_RISK_BANDS", '{"ls": {"significant": 9}}')
     get_settings.cache_clear()
