@@ -45,6 +45,7 @@ from models.enums import Role
 from models.tables import DEPARTMENT, ENTERPRISE, EVIDENCE, JURISDICTION, OUTBOX, PERSON, UNIT
 from models.tables import ROLE_GRANT as GRANT
 from states import audit
+from states.notice_labels import payload_labels
 from states.workflow import (
     ANY_OTHER,
     Context,
@@ -467,6 +468,7 @@ def _outbox_rows(
             "state_label": workflow.state_label(to_state),
             "actor": ctx.actor,
             "deadline": _iso(row.get("deadline")),
+            **payload_labels(workflow, rule, subject.data),
         }
     )
     return [
