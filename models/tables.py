@@ -65,3 +65,16 @@ SITE_AREA = _table(SiteArea)
 STAT_REPORT = _table(StatReport)
 SUSPENSION_ORDER = _table(SuspensionOrder)
 UNIT = _table(Unit)
+
+# The table holding each workflow's entities, by the outbox's ``entity_type`` (the workflow's
+# name): notifications/ loads an entity's current row for its messages without importing a
+# workflow. tests/notifications checks it names the same table as each workflow.
+ENTITY_TABLES: dict[str, Table] = {
+    "hazard": HAZARD,
+    "inspection": INSPECTION_TASK,
+    "listing": LISTING,
+    "suspension": SUSPENSION_ORDER,
+    "annual_plan": ANNUAL_PLAN,
+    "stat_report": STAT_REPORT,
+    "risk": RISK_POINT,
+}

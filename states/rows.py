@@ -173,6 +173,7 @@ def outbox_rows(
             "state_label": workflow.state_label(to_state),
             "actor": ctx.actor,
             "deadline": _iso(row.get("deadline")),
+            **workflow.payload_labels(rule, subject.data),
         }
     )
     return [

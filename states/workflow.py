@@ -157,6 +157,8 @@ class Workflow:
     # "unit": rows carry unit_id/enterprise_id (roles from the unit tree and jurisdiction);
     # "jurisdiction": rows carry jurisdiction_id only (regulators' own plans).
     scope: str = "unit"
+    # What each level of the ``escalate`` event means (zh-CN), for the notifications' payload.
+    level_labels: Mapping[int, str] = field(default_factory=dict)
 
     def __hash__(self) -> int:  # workflows are singletons: identity is enough
         return id(self)
@@ -177,6 +179,15 @@ class Workflow:
                     conditions = [_condition(branch.when)] if branch.when else []
                     machine.add_transition(rule.name, source, dest, conditions=conditions)
         return machine
+
+    def payload_labels(self, rule: EventRule, data: Mapping[str, Any]) -> dict[str, str]:
+        """The labels an outbox payload carries so ``notifications/`` needs no workflow module:
+        ``entity_label`` and, for an escalation, ``level_label``."""
+        labels = {"entity_label": self.label}
+        level = data.get("level") if rule.name == "escalate" else None
+        if level and level in self.level_labels:
+            labels["level_label"] = self.level_labels[level]
+        return labels
 
     def state_label(self, state: str | None) -> str:
         return self.states.get(state or "", state or "（无）")

@@ -397,4 +397,5 @@ HAZARD = Workflow(
     terminal=frozenset({"closed", "cancelled"}),
     create_event=REPORT,
     events={rule.name: rule for rule in _events},
+    level_labels=ESCALATION_LEVELS,
 )

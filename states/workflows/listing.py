@@ -385,4 +385,5 @@ LISTING = Workflow(
     terminal=frozenset(TERMINAL),
     create_event=PROPOSE,
     events={rule.name: rule for rule in _events},
+    level_labels=LEVELS,
 )
