@@ -2,7 +2,7 @@
 
 Specs (``models/outbox.py``): ``person:<id>``; ``role:<role>@unit:<unit id>`` = people holding
 the role in that unit or an ancestor unit, or -- regulators, auditors -- in the jurisdiction of
-its enterprise or an ancestor jurisdiction (the same test as ``states.engine.Actor.roles_at``);
+its enterprise or an ancestor jurisdiction (the same test as ``states.actors.Actor.roles_at``);
 ``role:<role>`` = every holder (e.g. all auditors). A person's channels are those in the org
 file, those under ``people`` in the routing, and e-mail through the routing's ``email`` URL;
 unit and role channels of the routing are added for role specs.

@@ -1,3 +1,3 @@
-"""safeloop: the application shell (settings, calendar, CLI, demo) around flows/states/models."""
+"""safeloop: the application shell (CLI, reports, org files, demo, migrations) above flows and states."""
 
 __version__ = "0.1.0"

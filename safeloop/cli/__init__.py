@@ -1,8 +1,7 @@
 """The ``safeloop`` command line (typer + rich).
 
-``run`` is the console entry point: it reads the settings before the command modules are
-imported (some domain modules read them at import), so a wrong setting is a zh-CN message and
-exit 2, never a traceback.
+``run`` is the console entry point: it reads the settings first, at the one entry point, so a
+wrong setting is a zh-CN message and exit 2 before any command runs, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ def run() -> None:
 
     try:
         get_settings()
-        from safeloop.cli.main import run as main  # imports modules that read the settings
+        from safeloop.cli.main import run as main
     except SafeloopError as exc:
         print(f"错误：{exc.message}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from exc
