@@ -29,23 +29,26 @@ from states.workflows.listing import ACTIVE as ACTIVE_LISTING
 STATES = {"draft": "草拟", "filed": "已备案", "active": "执行中", "closed": "已结束"}
 
 
+ENTRIES = "计划条目：JSON 列表 [{enterprise, frequency}]"  # the entries field's description
+
+
 class EntryIn(BaseModel):
     model_config = STRICT
-    enterprise: str
-    frequency: int = Field(ge=1, le=52, description="times per year")
+    enterprise: str = Field(description="企业单位编号")
+    frequency: int = Field(ge=1, le=52, description="每年检查次数")
 
 
 class DraftParams(BaseModel):
     model_config = STRICT
-    jurisdiction: str
-    year: int = Field(ge=2000, le=2100)
-    department: str | None = None
-    entries: list[EntryIn] = Field(min_length=1)
+    jurisdiction: str = Field(description="辖区编号")
+    year: int = Field(ge=2000, le=2100, description="计划年度")
+    department: str | None = Field(default=None, description="编制计划的监管部门编号")
+    entries: list[EntryIn] = Field(min_length=1, description=ENTRIES)
 
 
 class EntriesParams(BaseModel):
     model_config = STRICT
-    entries: list[EntryIn] = Field(min_length=1)
+    entries: list[EntryIn] = Field(min_length=1, description=ENTRIES)
 
 
 class EffectiveEntry(BaseModel):

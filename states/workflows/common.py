@@ -21,20 +21,21 @@ from states.workflow import ANY_OTHER, STRICT, Branch, Context, Effect, Notify, 
 
 STAY = (Branch(ANY_OTHER),)  # a logged event that leaves the state as it is
 REG = ("regulator",)  # the regulator alone
+DEADLINE = "期限（只给日期时为当天 23:59:59）"  # a deadline field's description (CLI help, API)
 
 
 class EscalateParams(BaseModel):
     """One step up an escalation ladder (levels 1–3; each workflow names its levels)."""
 
     model_config = STRICT
-    level: int = Field(ge=1, le=3)
+    level: int = Field(ge=1, le=3, description="升级级别 1–3")
 
 
 class DeadlineParams(BaseModel):
     """A new deadline (a hazard's extension; a listing's extension request adds its due date)."""
 
     model_config = STRICT
-    deadline: datetime
+    deadline: datetime = Field(description=DEADLINE)
 
 
 # ---- effects ----------------------------------------------------------------------------------

@@ -50,17 +50,21 @@ OPEN_STATES = ("scheduled", "in_progress")
 
 class ItemResult(BaseModel):
     model_config = STRICT
-    item: str = Field(min_length=1, description="checklist item code")
-    outcome: Literal["pass", "fail", "na"]
-    note: str = ""
-    location: str = ""
-    grade: HazardGrade | None = None  # overrides the item's grade_if_failed
-    evidence: list[EvidenceRef] = []
+    item: str = Field(min_length=1, description="检查项编号")
+    outcome: Literal["pass", "fail", "na"] = Field(
+        description="检查结论：pass 合格、fail 不合格（生成隐患）、na 不适用")
+    note: str = Field(default="", description="说明（不合格项必填）")
+    location: str = Field(default="", description="地点（不合格时记入隐患）")
+    # overrides the item's grade_if_failed
+    grade: HazardGrade | None = Field(default=None, description="隐患等级（默认取检查项规定的等级）")
+    evidence: list[EvidenceRef] = Field(default=[], description="证据文件")
 
 
 class SubmitParams(BaseModel):
     model_config = STRICT
-    results: list[ItemResult] = Field(min_length=1)
+    results: list[ItemResult] = Field(
+        min_length=1, description="检查结果：JSON 列表 [{item, outcome: pass/fail/na, note}]"
+                                  "（或用 inspect submit --results 文件）")
 
 
 

@@ -39,6 +39,7 @@ from states.workflow import (
     Workflow,
 )
 from states.workflows.common import (
+    DEADLINE,
     REG,
     STAY,
     DeadlineParams,
@@ -87,9 +88,9 @@ ENTERPRISE_ROLES = ("principal", "safety_officer", "unit_head")
 
 class ProposeParams(BaseModel):
     model_config = STRICT
-    unit: str
-    hazard: str = Field(min_length=1, description="hazard code")
-    department: str | None = None
+    unit: str = Field(description="隐患所在单位编号")
+    hazard: str = Field(min_length=1, description="重大隐患编号")
+    department: str | None = Field(default=None, description="监管部门编号")
 
 
 # Due dates the engine derives (working days, from the rules in force) are written to the audit row
@@ -98,9 +99,10 @@ class ProposeParams(BaseModel):
 
 class ListParams(BaseModel):
     model_config = STRICT
-    deadline: datetime
+    deadline: datetime = Field(description=DEADLINE)
     # None: the rules' ``progress_days``, filled in when the event fires and recorded (``note_list``)
-    progress_every_days: int | None = Field(default=None, ge=1, le=60)
+    progress_every_days: int | None = Field(default=None, ge=1, le=60,
+                                            description="进展报送间隔（工作日）")
     file_due: datetime | None = None
     publish_due: datetime | None = None
     progress_due: datetime | None = None
@@ -108,8 +110,8 @@ class ListParams(BaseModel):
 
 class ProgressParams(BaseModel):
     model_config = STRICT
-    progress: str = Field(min_length=1)
-    evidence: list[EvidenceRef] = []
+    progress: str = Field(min_length=1, description="整改进展")
+    evidence: list[EvidenceRef] = Field(default=[], description="证据文件")
     progress_due: datetime | None = None
 
 
@@ -119,14 +121,20 @@ class ExtensionParams(DeadlineParams):
 
 class DecisionParams(BaseModel):
     model_config = STRICT
-    approve: bool
+    approve: bool = Field(description="是否同意延期")
 
 
 class DelistingParams(BaseModel):
     model_config = STRICT
     evaluation: list[EvidenceRef] = Field(min_length=1, description="评估报告")
-    summary: str = ""
+    summary: str = Field(default="", description="说明")
     verification_due: datetime | None = None
+
+
+class ListingEscalateParams(EscalateParams):
+    """The listing's ladder: the same levels, named as the listing names them."""
+
+    level: int = Field(ge=1, le=3, description="督办级别：1 督办函、2 约谈、3 移送处罚")
 
 
 class DelistParams(BaseModel):
@@ -136,7 +144,8 @@ class DelistParams(BaseModel):
 
 class DutyParams(BaseModel):
     model_config = STRICT
-    duty: Literal["file", "publish", "progress", "extension", "verification", "delist_publish"]
+    duty: Literal["file", "publish", "progress", "extension", "verification",
+                  "delist_publish"] = Field(description="逾期的职责（系统内部）")
 
 
 # ---- guards ---------------------------------------------------------------------------------
@@ -343,7 +352,7 @@ _events = [
     ),
     EventRule(
         name="escalate", label="督办升级", sources=("listed",), branches=STAY,
-        roles=("system", "regulator"), params=EscalateParams, guards=(level_rises,),
+        roles=("system", "regulator"), params=ListingEscalateParams, guards=(level_rises,),
         effect=on_escalate, notify=notify_principal_and_regulator,
     ),
     EventRule(

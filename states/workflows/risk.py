@@ -47,8 +47,8 @@ ACCIDENT_TYPES = (
 
 class MeasureParam(BaseModel):
     model_config = STRICT
-    kind: MeasureKind
-    text: str = Field(min_length=1, max_length=500)
+    kind: MeasureKind = Field(description="措施类别")
+    text: str = Field(min_length=1, max_length=500, description="措施内容")
 
 
 def _accident_types(values: list[str] | None) -> list[str] | None:
@@ -60,35 +60,48 @@ def _accident_types(values: list[str] | None) -> list[str] | None:
     return values
 
 
+# What a register field holds (identify and revise describe their fields alike).
+ABOUT = {
+    "name": "风险点名称", "kind": "类型", "area": "所在区域（须已登记）",
+    "hazard_factors": "危险有害因素", "accident_types": "可能导致的事故类型（GB 6441）",
+    "consequences": "事故后果", "measures": "管控措施：JSON 列表 [{kind, text}]",
+    "responsible": "责任人编号", "contacts": "联系方式", "emergency_contacts": "应急联系电话",
+}
+
+
 class IdentifyParams(BaseModel):
     model_config = STRICT
-    unit: str = Field(min_length=1)
-    name: str = Field(min_length=1, max_length=200)
-    kind: RiskKind
-    area: str | None = None
-    hazard_factors: list[str] = Field(min_length=1)
-    accident_types: list[str] = Field(min_length=1)
-    consequences: str = ""
-    measures: list[MeasureParam] = Field(min_length=1)
-    responsible: str | None = None
-    contacts: str = Field(default="", max_length=200)
-    emergency_contacts: list[str] = []
+    unit: str = Field(min_length=1, description="所在单位编号")
+    name: str = Field(min_length=1, max_length=200, description=ABOUT["name"])
+    kind: RiskKind = Field(description=ABOUT["kind"])
+    area: str | None = Field(default=None, description=ABOUT["area"])
+    hazard_factors: list[str] = Field(min_length=1, description=ABOUT["hazard_factors"])
+    accident_types: list[str] = Field(min_length=1, description=ABOUT["accident_types"])
+    consequences: str = Field(default="", description=ABOUT["consequences"])
+    measures: list[MeasureParam] = Field(min_length=1, description=ABOUT["measures"])
+    responsible: str | None = Field(default=None, description=ABOUT["responsible"])
+    contacts: str = Field(default="", max_length=200, description=ABOUT["contacts"])
+    emergency_contacts: list[str] = Field(default=[], description=ABOUT["emergency_contacts"])
 
     _types = field_validator("accident_types")(_accident_types)
 
 
 class ReviseParams(BaseModel):
     model_config = STRICT
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    kind: RiskKind | None = None
-    area: str | None = None
-    hazard_factors: list[str] | None = Field(default=None, min_length=1)
-    accident_types: list[str] | None = Field(default=None, min_length=1)
-    consequences: str | None = None
-    measures: list[MeasureParam] | None = Field(default=None, min_length=1)
-    responsible: str | None = None
-    contacts: str | None = Field(default=None, max_length=200)
-    emergency_contacts: list[str] | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200, description=ABOUT["name"])
+    kind: RiskKind | None = Field(default=None, description=ABOUT["kind"])
+    area: str | None = Field(default=None, description=ABOUT["area"])
+    hazard_factors: list[str] | None = Field(default=None, min_length=1,
+                                             description=ABOUT["hazard_factors"])
+    accident_types: list[str] | None = Field(default=None, min_length=1,
+                                             description=ABOUT["accident_types"])
+    consequences: str | None = Field(default=None, description=ABOUT["consequences"])
+    measures: list[MeasureParam] | None = Field(default=None, min_length=1,
+                                                description=ABOUT["measures"])
+    responsible: str | None = Field(default=None, description=ABOUT["responsible"])
+    contacts: str | None = Field(default=None, max_length=200, description=ABOUT["contacts"])
+    emergency_contacts: list[str] | None = Field(default=None,
+                                                 description=ABOUT["emergency_contacts"])
 
     _types = field_validator("accident_types")(_accident_types)
 
@@ -98,9 +111,10 @@ class EvaluateParams(BaseModel):
     (``annotate``) and read back by replay."""
 
     model_config = STRICT
-    method: Literal["lec", "ls"]
-    factors: dict[str, float]
-    note: str = ""
+    method: Literal["lec", "ls"] = Field(description="评价方法：lec（D=L×E×C）或 ls（R=L×S）")
+    factors: dict[str, float] = Field(
+        description='因素取值：JSON 对象，如 {"L": 3, "E": 6, "C": 15}')
+    note: str = Field(default="", description="评价说明")
     score: float | None = None
     grade: RiskGrade | None = None
     previous_grade: RiskGrade | None = None
@@ -126,7 +140,7 @@ class ApproveParams(BaseModel):
 
 class ChangeParams(BaseModel):
     model_config = STRICT
-    trigger: Literal["change", "accident", "other"] = "change"
+    trigger: Literal["change", "accident", "other"] = Field(default="change", description="复评原因")
 
 
 TRIGGERS = {"change": "工艺、设备、人员或管理发生变化", "accident": "发生事故或险情", "other": "其他原因"}

@@ -22,7 +22,7 @@ STATES = {"due": "待报送", "overdue": "逾期未报", "submitted": "已报送
 
 class SubmitParams(BaseModel):
     model_config = STRICT
-    summary: str = ""
+    summary: str = Field(default="", description="说明")
     attachments: list[EvidenceRef] = Field(default=[], description="盖章签字的统计表")
 
 

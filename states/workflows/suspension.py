@@ -26,16 +26,17 @@ OPEN = ("ordered", "rectifying", "resumption_requested")
 
 class OrderParams(BaseModel):
     model_config = STRICT
-    unit: str
-    reason: str = Field(min_length=1)
-    scope: Literal["full", "partial"] = "full"
-    hazard: str | None = None
+    unit: str = Field(description="被责令的企业单位编号")
+    reason: str = Field(min_length=1, description="责令停产停业整顿的理由")
+    scope: Literal["full", "partial"] = Field(default="full",
+                                              description="范围：full 全部停产、partial 部分停产")
+    hazard: str | None = Field(default=None, description="关联隐患编号")
 
 
 class ResumptionParams(BaseModel):
     model_config = STRICT
     report: list[EvidenceRef] = Field(min_length=1, description="整改报告、复产申请")
-    summary: str = ""
+    summary: str = Field(default="", description="说明")
 
 
 def hazard_exists(subject: Subject, ctx: Context) -> str | None:
