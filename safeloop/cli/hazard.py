@@ -30,6 +30,7 @@ from safeloop.cli.common import (
     open_session,
     print_json,
 )
+from safeloop.cli.event_fields import Given, Request, given
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from states import engine
 from states.workflows.hazard import HAZARD, PLAN_PARTS
@@ -76,19 +77,19 @@ def report_cmd(
         console.print(f"已上报隐患 [bold]{safe(result.code)}[/]（{HAZARD.state_label(result.to_state)}）")
 
 
-def _parse_plan(plan_file: Path | None, parts: list[str] | None) -> dict[str, fire.Given]:
+def _parse_plan(plan_file: Path | None, parts: list[str] | None) -> dict[str, Given]:
     """The plan's parts from the YAML file, then ``--plan-part key=text`` (which win)."""
-    plan: dict[str, fire.Given] = {}
+    plan: dict[str, Given] = {}
     if plan_file is not None:
         loaded = read_yaml(plan_file, "治理方案文件")[0] or {}
         if not isinstance(loaded, dict):
             raise InvalidInput(f"治理方案文件 {plan_file} 应为键值映射，键为：{', '.join(PLAN_PARTS)}")
-        plan.update({str(k): fire.Given(str(v), "治理方案文件") for k, v in loaded.items()})
+        plan.update({str(k): Given(str(v), "治理方案文件") for k, v in loaded.items()})
     for part in parts or []:
         key, sep, value = part.partition("=")
         if not sep:
             raise InvalidInput(f"--plan-part 应为 键=内容，收到「{part}」")
-        plan[key.strip()] = fire.Given(value.strip(), "--plan-part")
+        plan[key.strip()] = Given(value.strip(), "--plan-part")
     return plan
 
 
@@ -118,15 +119,15 @@ def fire_cmd(
 ) -> None:
     """The generic ``fire`` with the hazard's friendly options: each names a field of the
     event's params (``--owner`` is ``--set owner=…``) and is parsed the same way."""
-    options = fire.given(
+    options = given(
         owner=(owner, "--owner"), acceptor=(acceptor, "--acceptor"),
         deadline=(deadline, "--deadline"), measures=(measures, "--measures"),
         funds=(funds, "--funds"), grade=(grade.value if grade else None, "--grade"),
         level=(str(level) if level is not None else None, "--level"),
         findings=(findings, "--findings"))
     options.update(_parse_plan(plan_file, plan_part))
-    request = fire.Request(code, event, actor, sets or (), evidence_files or (), reason, role,
-                           expected_version, as_of, options)
+    request = Request(code, event, actor, sets or (), evidence_files or (), reason, role,
+                      expected_version, as_of, options)
     fire.run(HAZARD, request, as_json)
 
 

@@ -29,6 +29,7 @@ from safeloop.cli.common import (
     open_session,
     print_json,
 )
+from safeloop.cli.event_fields import Request
 from safeloop.cli.output import cells, safe
 from states.workflows.inspection import INSPECTION
 
@@ -45,7 +46,7 @@ def due_day(period_end: Any, zone: str) -> str:
 def _fire(code: str, event: str, actor: str, as_of: str | None, as_json: bool,
           reason: str | None = None) -> None:
     """The friendly commands below are ``inspect fire TASK EVENT`` with fewer words."""
-    fire.run(INSPECTION, fire.Request(code, event, actor, reason=reason, as_of=as_of), as_json)
+    fire.run(INSPECTION, Request(code, event, actor, reason=reason, as_of=as_of), as_json)
 
 
 @app.command("start")
@@ -93,7 +94,7 @@ def submit_cmd(
             select(Hazard.code).where(Hazard.inspection_task_id == result.entity_id)  # type: ignore[call-overload]
             .order_by(Hazard.id)).scalars())
 
-    request = fire.Request(task, "submit", actor, as_of=as_of)
+    request = Request(task, "submit", actor, as_of=as_of)
     result, hazards = fire.execute(
         INSPECTION, request, build=lambda session: {"results": read_results(session, results)},
         after=hazards_made)

@@ -36,6 +36,7 @@ from safeloop.cli.common import (
     print_json,
     writing,
 )
+from safeloop.cli.event_fields import Given, Request, given
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from states import engine, risk_grading
 from states.jobs import risk_checklists
@@ -50,7 +51,7 @@ OutOpt = Annotated[Path, typer.Option("--out", help="输出文件")]
 RESYNC_EVENTS = {"approve", "retire", "revise"}
 
 
-def _resync(session: Any, request: fire.Request, result: engine.FireResult, moment: Any) -> Any:
+def _resync(session: Any, request: Request, result: engine.FireResult, moment: Any) -> Any:
     """After an event that changes which checklist items a plan carries (对表检查), derive them
     again for the point's enterprise; the command says how many plans changed."""
     if result.event not in RESYNC_EVENTS:
@@ -62,7 +63,7 @@ def _resync(session: Any, request: fire.Request, result: engine.FireResult, mome
                                 enterprise_ids=[enterprise], actor=request.actor)
 
 
-def _fire(request: fire.Request, as_json: bool) -> None:
+def _fire(request: Request, as_json: bool) -> None:
     """Fire through the one implementation, re-deriving checklists as ``risk fire`` does."""
     _result, derived = fire.run(RISK, request, as_json, after=_resync)
     if derived is not None and derived.plans_changed and not as_json:
@@ -165,9 +166,9 @@ def evaluate_cmd(
         preview = risk_grading.evaluate(method, factors, configured_bands())
     except InvalidInput:
         preview = None  # the engine names the problem, with nothing written
-    options = fire.given(method=(method, "--method"), note=(note, "--note"))
-    options["factors"] = fire.Given(factors, "--factor")  # checked against the rating tables
-    _fire(fire.Request(code, "evaluate", actor, as_of=as_of, options=options), as_json)
+    options = given(method=(method, "--method"), note=(note, "--note"))
+    options["factors"] = Given(factors, "--factor")  # checked against the rating tables
+    _fire(Request(code, "evaluate", actor, as_of=as_of, options=options), as_json)
     if preview is not None and not as_json:
         style = preview.style
         console.print(f"风险值 {preview.score:g} → [bold]{preview.grade.label}（{style.colour}色）[/]，"
@@ -178,7 +179,7 @@ def evaluate_cmd(
 @handle_errors
 def approve_cmd(code: CodeArg, actor: AsOpt, as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """审批风险分级（单位负责人或以上；不能是评价人本人），生效后纳入对应层级的排查表。"""
-    _fire(fire.Request(code, "approve", actor, as_of=as_of), as_json)
+    _fire(Request(code, "approve", actor, as_of=as_of), as_json)
 
 
 fire.mount(app, RISK, code_help="风险点编号，如 FX-000001", after=_resync)

@@ -26,6 +26,7 @@ from safeloop.cli.common import (
     open_session,
     print_json,
 )
+from safeloop.cli.event_fields import Request, given
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
 from states import engine
 from states.workflow import Workflow
@@ -251,8 +252,8 @@ def duty_submit(code: CodeArg, actor: AsOpt, files: EvidenceOpt = None,
                 summary: Annotated[str, typer.Option(help="说明")] = "",
                 as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     """主要负责人签字报送统计报表（可附盖章的报表文件）。"""
-    request = fire.Request(code, "submit", actor, evidence=files or (), as_of=as_of,
-                           options=fire.given(summary=(summary, "--summary")))
+    request = Request(code, "submit", actor, evidence=files or (), as_of=as_of,
+                      options=given(summary=(summary, "--summary")))
     fire.run(STAT_REPORT, request, as_json)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from safeloop.cli.fire import GROUPS
+from safeloop.cli.event_catalogue import GROUPS
+from safeloop.cli.event_fields import fields_of
 from safeloop.cli.main import app
 from states.registry import WORKFLOWS
 from tests.safeloop.test_cli import cli  # noqa: F401  (fixture)
@@ -275,3 +276,15 @@ def test_events_catalogue_and_now(cli):  # noqa: F811
     assert no_actor.exit_code == 2 and "--as" in no_actor.output
     now = json.loads(cli("hazard", "events", code, "--as", "li.anquan", "--json").output)
     assert "assign" in {e["event"] for e in now}
+
+
+def test_the_cli_shows_the_models_descriptions() -> None:
+    """The CLI's fields are the model's, with the model's words (no second list to drift)."""
+    checked = 0
+    for workflow in WORKFLOWS.values():
+        for rule in workflow.events.values():
+            for name, spec in fields_of(rule).items():
+                assert rule.params is not None and name not in rule.computed
+                assert spec.description == rule.params.model_fields[name].description
+                checked += 1
+    assert checked > 50
