@@ -132,7 +132,7 @@ def _plan(
         {"code": code, "title": row[cols.title], "event": event, "event_label": label,
          "state": dest, "state_label": dest_label, "actor": actor.key,
          "deadline": datetime.fromisoformat(deadline).replace(tzinfo=UTC).isoformat()
-         if deadline else None},
+         if deadline else None, "entity_label": "隐患"},
         ensure_ascii=False,
     )
     outbox = (moment_text, seq, hid, event, recipient, f"hazard.{event}", payload)

@@ -81,6 +81,7 @@ _UPDATE_SQL = (
     "WHERE id = ? AND version = ?"
 )
 _ROLE_AT_LEVEL = {1: "unit_head", 2: "principal", 3: "regulator"}
+_LEVEL_LABELS = {1: "单位负责人", 2: "主要负责人", 3: "监管部门"}  # the payload labels the engine writes
 
 
 @dataclass
@@ -230,7 +231,8 @@ def baseline(path: Path, watch: Stopwatch) -> Counter[int]:
                             {"code": code, "title": title, "event": "escalate",
                              "event_label": "逾期升级", "state": "rectifying",
                              "state_label": "整改中", "actor": "system",
-                             "deadline": deadline_iso},
+                             "deadline": deadline_iso, "entity_label": "隐患",
+                             "level_label": _LEVEL_LABELS[level]},
                             ensure_ascii=False)
                         for recipient in (f"role:{_ROLE_AT_LEVEL[level]}@unit:{unit_id}",
                                           f"person:{owner_id}"):
