@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     notify_lease_s: Seconds = 300.0
     notify_digest_time: str | None = "08:00"  # local time the day's due-soon digest goes out
     notify_run_budget_s: Seconds = 50.0  # one scheduled run stops claiming after this
+    # Accounts (safeloop/accounts): when true, every CLI command that changes state needs a
+    # personal API token in SAFELOOP_TOKEN, and the actor is the token's person (a --as naming
+    # someone else is refused). Off by default: the demo and operators' shells work as before.
+    cli_requires_token: bool = False
+    token: SecretStr | None = None  # never printed: SecretStr shows as '**********'
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,6 @@
 """SQLModel tables and the database engine; no business rules and no commits live here."""
 
+from models.account import Account, ApiToken
 from models.audit import AuditCheckpoint, AuditEntry, AuditHead
 from models.evidence import Evidence
 from models.hazard import Hazard
@@ -11,6 +12,8 @@ from models.risk import RiskPoint, SiteArea
 from models.supervision import AnnualPlan, Listing, StatReport, SuspensionOrder
 
 __all__ = [
+    "Account",
+    "ApiToken",
     "AnnualPlan",
     "AuditCheckpoint",
     "AuditEntry",

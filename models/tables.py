@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import Table
 
 from models import (
+    Account,
     AnnualPlan,
+    ApiToken,
     AuditCheckpoint,
     AuditEntry,
     AuditHead,
@@ -42,7 +44,9 @@ def _table(model: Any) -> Table:
     return table
 
 
+ACCOUNT = _table(Account)
 ANNUAL_PLAN = _table(AnnualPlan)
+API_TOKEN = _table(ApiToken)
 AUDIT_CHECKPOINT = _table(AuditCheckpoint)
 AUDIT_ENTRY = _table(AuditEntry)
 AUDIT_HEAD = _table(AuditHead)

@@ -4,6 +4,11 @@ changes nothing, an edited file updates what changed. Every error names the key 
 nothing is written unless the whole file is valid — including its integrity against the
 database (``orgcheck``: duplicate ids, units moving between enterprises, open work losing its
 holder's authority, depth limits).
+
+The file is also the source of accounts: each person it lists gets one (no password yet, so
+no login), and a person this same file (by name) listed before but no longer lists has their
+account disabled, never deleted (``accounts.store.sync_with_org``); files may be partial, so
+people of other files are left alone.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from core.yamlfile import parse_model, read_text
 from models.enums import Role, Tier
 from models.tables import DEPARTMENT, ENTERPRISE, JURISDICTION, PERSON, ROLE_GRANT, UNIT
 from safeloop import orgcheck
+from safeloop.accounts import store as accounts
 from states import engine
 
 KEY = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -116,6 +122,8 @@ class LoadReport:
     created: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
     audit_seq: int | None = None
+    # accounts created, disabled (people this file no longer lists) and enabled again
+    accounts: dict[str, int] = field(default_factory=dict)
 
     def count(self, kind: str, created: bool) -> None:
         target = self.created if created else self.updated
@@ -183,6 +191,8 @@ def load(session: Session, path: Path, *, actor: str = "admin") -> LoadReport:
         writer = _Writer(session.connection())
         _write(writer, org)
         report = writer.report
+        listed = {k: i for k, i in writer.ids(PERSON).items() if k in {p.id for p in org.people}}
+        report.accounts = accounts.sync_with_org(session, path.name, listed, actor=actor)
         report.audit_seq = engine.record(
             session, entity_type="org", entity_code=path.name, event="load_org", actor=actor,
             role="admin",

@@ -87,7 +87,9 @@ def org_load_cmd(
         return
     created = "，".join(f"{k} {v}" for k, v in report.created.items()) or "无"
     updated = "，".join(f"{k} {v}" for k, v in report.updated.items()) or "无"
-    console.print(f"组织文件已加载：新增 {created}；更新 {updated}（审计序号 {report.audit_seq}）",
+    names = {"account": "新建账号", "account_disabled": "停用账号", "account_enabled": "恢复账号"}
+    accounts = "".join(f"；{names[k]} {v}" for k, v in report.accounts.items())
+    console.print(f"组织文件已加载：新增 {created}；更新 {updated}{accounts}（审计序号 {report.audit_seq}）",
                   markup=False)
 
 
