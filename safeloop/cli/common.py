@@ -4,6 +4,14 @@ Exit codes: 0 done (also when the change was saved but printing it failed: that 
 stderr, so a script does not repeat the change); 1 refused by the domain (not allowed, guard,
 permission, conflict) or output failed with nothing saved; 2 bad usage or input (including
 unknown ids and unusable output paths).
+
+Who acts is resolved here, in one place (``resolve_actor``): by default ``--as`` names the
+person, as before. With ``SAFELOOP_TOKEN`` set, the token is checked once per command and its
+person is the actor (``--as`` may be left off; naming anyone else is refused), and the audit
+rows say ``credential = token:<id>``. With ``SAFELOOP_CLI_REQUIRES_TOKEN=true`` a command that
+changes state refuses to run without a valid token (exit 2): ``--as`` is refused while parsing,
+and a command without ``--as`` (``org load``, ``user …``) is refused when it would commit a
+change (``_guard_writes``).
 """
 
 from __future__ import annotations
@@ -22,15 +30,16 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from core.errors import InvalidInput, SafeloopError
+from core.errors import InvalidInput, NotAuthenticated, SafeloopError
 from core.rules import Rules, set_rules
 from core.settings import Settings, get_settings, with_database
 from core.timeparse import parse_local
 from models.db import make_engine
+from safeloop.accounts.principal import Principal
 from safeloop.cli.output import (
     OutputFailed,
     SafeConsole,
@@ -41,13 +50,40 @@ from safeloop.cli.output import (
     plain,
     print_json,
 )
+from safeloop.cli.usage import click_errors
 from safeloop.database import require_ready
 from states.engine import Origin, set_origin
 
 __all__ = ["console", "err_console", "print_json"]  # re-exported: every command prints through them
 
-# Options every command group shares, declared once.
-AsOpt = Annotated[str, typer.Option("--as", help="操作人编号（组织文件中的 id）")]
+TOKEN_REQUIRED = ("此操作需要个人令牌：已设置 SAFELOOP_CLI_REQUIRES_TOKEN=true，请在 SAFELOOP_TOKEN 中"
+                  "提供本人的令牌（safeloop user token create 本人编号 --name …）")
+
+
+def _actor_default() -> str:
+    """``--as`` left off: the token's person, or the usage error a required option gives."""
+    return _resolve_as(None)
+
+
+def _actor_given(value: str) -> str:
+    return _resolve_as(value)
+
+
+def _resolve_as(typed: str | None) -> str:
+    """``resolve_actor`` while Click parses ``--as``: a refusal is a usage error (exit 2)."""
+    try:
+        return resolve_actor(typed)
+    except _MissingAs:  # Click names the option and context, as for any required option
+        raise click_errors.MissingParameter() from None
+    except SafeloopError as exc:
+        raise click_errors.UsageError(exc.message) from exc
+
+
+# Options every command group shares, declared once. ``--as`` is resolved while parsing: given,
+# or (with a token) the token's person; without a token it is required, as it always was.
+AsOpt = Annotated[str, typer.Option("--as", help="操作人编号（组织文件中的 id；使用令牌时可省略）",
+                                    default_factory=_actor_default, callback=_actor_given,
+                                    show_default=False)]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="操作时间（默认现在），如 2026-11-02 10:00")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 EvidenceOpt = Annotated[list[Path] | None, typer.Option("--evidence", help="证据/报告文件，可重复")]
@@ -60,6 +96,12 @@ R = TypeVar("R")
 class AppState:
     db_url: str | None = None
     saved: bool = False  # a database commit happened during the running command
+    identified: bool = False  # SAFELOOP_TOKEN was checked during this command …
+    principal: Principal | None = None  # … and named this person (None: no token given)
+
+    def begin(self, db_url: str | None) -> None:
+        """A new command: its database, and no identity checked yet."""
+        self.db_url, self.identified, self.principal = db_url, False, None
 
     @property
     def settings(self) -> Settings:
@@ -75,19 +117,102 @@ def _committed(_conn: Any) -> None:
     STATE.saved = True
 
 
+class _MissingAs(Exception):
+    """``--as`` left off and no token to stand for it."""
+
+
+def token_principal() -> Principal | None:
+    """The person ``SAFELOOP_TOKEN`` names, checked once per command (its use is audited at most
+    once a minute); None when no token is set. A wrong, expired or revoked token, or a disabled
+    account, is ``NotAuthenticated`` whether or not tokens are required."""
+    if STATE.identified:
+        return STATE.principal
+    settings = STATE.settings
+    secret = settings.token.get_secret_value() if settings.token is not None else ""
+    principal = None
+    if secret:
+        from safeloop.accounts.tokens import authenticate_token
+
+        engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
+        try:
+            require_ready(engine)
+            with Session(engine, expire_on_commit=False) as session:
+                set_origin(session, _origin(settings, None))
+                set_rules(session, Rules.from_settings(settings))
+                principal = authenticate_token(session, secret, channel="cli")
+        finally:
+            engine.dispose()
+    STATE.identified, STATE.principal = True, principal
+    return principal
+
+
+def resolve_actor(typed: str | None, *, default: str | None = None) -> str:
+    """Who acts: the one place the CLI decides it. Without a token, ``typed`` (or ``default``);
+    with one, the token's person (``typed`` may be left off, but may not name anyone else);
+    with tokens required and none given, refused."""
+    principal = token_principal()
+    if principal is None:
+        if STATE.settings.cli_requires_token:
+            raise NotAuthenticated(TOKEN_REQUIRED)
+        if typed is None and default is None:
+            raise _MissingAs()
+        return typed if typed is not None else str(default)
+    if typed is not None and typed != principal.person_key:
+        raise NotAuthenticated(f"令牌属于「{principal.person_key}」，不能以「{plain(typed, 64)}」的身份操作"
+                               f"（使用令牌时 --as 只能是令牌本人，或省略）")
+    return principal.person_key
+
+
+def _origin(settings: Settings, principal: Principal | None) -> Origin:
+    return Origin(channel="cli", credential=principal.credential if principal else None,
+                  simulate=settings.simulate_time,
+                  tolerance=timedelta(seconds=settings.time_tolerance_s))
+
+
+def _guard_writes(session: Session) -> None:
+    """Tokens required and none given: refuse to commit any change this session made."""
+
+    @event.listens_for(session, "after_begin")
+    def _baseline(_session: Session, _transaction: Any, connection: Connection) -> None:
+        if connection.dialect.name == "sqlite":
+            session.info["changes_before"] = _sqlite_changes(connection)
+
+    @event.listens_for(session, "before_commit")
+    def _refuse(_session: Session) -> None:
+        if _wrote(session):
+            raise NotAuthenticated(TOKEN_REQUIRED)
+
+
+def _sqlite_changes(connection: Connection) -> int:
+    return int(connection.connection.dbapi_connection.total_changes)  # type: ignore[union-attr]
+
+
+def _wrote(session: Session) -> bool:
+    """Whether the open transaction changed any row (SQLite: the connection's change counter;
+    PostgreSQL: whether the transaction was given an id, which only a write does)."""
+    if not session.in_transaction():
+        return False
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        return _sqlite_changes(connection) != session.info.get("changes_before", 0)
+    return connection.exec_driver_sql("SELECT txid_current_if_assigned()").scalar() is not None
+
+
 @contextmanager
 def open_session() -> Iterator[Session]:
-    """A session on the command's database, carrying who acts (the CLI ``Origin``) and the rules
-    in force (``Rules`` from the settings) for every guard and effect the command runs."""
+    """A session on the command's database, carrying who acts (the CLI ``Origin``, with the
+    token's id when one is used) and the rules in force (``Rules`` from the settings) for every
+    guard and effect the command runs."""
     settings = STATE.settings
+    principal = token_principal()
     engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
     try:
         require_ready(engine)  # "run safeloop init" rather than a driver error or an empty file
         with Session(engine, expire_on_commit=False) as session:
-            set_origin(session, Origin(
-                channel="cli", simulate=settings.simulate_time,
-                tolerance=timedelta(seconds=settings.time_tolerance_s)))
+            set_origin(session, _origin(settings, principal))
             set_rules(session, Rules.from_settings(settings))
+            if principal is None and settings.cli_requires_token:
+                _guard_writes(session)
             try:
                 yield session
             except BaseException:

@@ -9,9 +9,9 @@ import typer
 
 from core.errors import SafeloopError
 from safeloop import orgfile
-from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, supervision
+from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, supervision, user
 from safeloop.cli import report as report
-from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json
+from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json, resolve_actor
 from safeloop.cli.output import err_console, message, safe
 from safeloop.cli.usage import ZhGroup
 from safeloop.diagram import mermaid
@@ -39,6 +39,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(risk.app, name="risk")
 app.add_typer(notify.app, name="notify")
 app.add_typer(notify.outbox_app, name="outbox")
+app.add_typer(user.app, name="user")
 org_app = typer.Typer(help="组织机构：辖区、企业、单位、人员与角色", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 diagram_app = typer.Typer(help="由状态机生成 Mermaid 状态图", no_args_is_help=True)
@@ -49,7 +50,7 @@ app.add_typer(diagram_app, name="diagram")
 def main(
     db: Annotated[str | None, typer.Option("--db", help="数据库 URL（默认取 SAFELOOP_DATABASE_URL）")] = None,
 ) -> None:
-    STATE.db_url = db
+    STATE.begin(db)
     try:
         STATE.settings  # noqa: B018  -- every setting and --db checked before any command runs
     except SafeloopError as exc:
@@ -76,12 +77,14 @@ def init_cmd() -> None:
 @handle_errors
 def org_load_cmd(
     file: Annotated[Path, typer.Argument(help="组织 YAML 文件")],
-    actor: Annotated[str, typer.Option("--as", help="记入审计日志的操作人")] = "admin",
+    actor: Annotated[str | None, typer.Option(
+        "--as", help="记入审计日志的操作人（默认 admin；使用令牌时为令牌本人）")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """加载（或幂等更新）组织结构。"""
+    """加载（或幂等更新）组织结构；为新人员建账号，停用已从本文件移除者的账号。"""
+    who = resolve_actor(actor, default="admin")
     with open_session() as session:
-        report = orgfile.load(session, file, actor=actor)
+        report = orgfile.load(session, file, actor=who)
     if as_json:
         print_json(report.__dict__)
         return
