@@ -54,10 +54,10 @@ def check_policy(password: str, person_key: str) -> None:
         raise InvalidInput("密码不能为空")
     if len(password) > MAX_LENGTH:
         raise InvalidInput(f"密码过长（{len(password)} 个字符，最多 {MAX_LENGTH} 个）")
-    if len(password) < MIN_LENGTH:
-        raise InvalidInput(f"密码太短：至少 {MIN_LENGTH} 个字符")
     if password.strip().casefold() == person_key.casefold():
         raise InvalidInput("密码不能与本人编号（组织文件中的 id）相同")
+    if len(password) < MIN_LENGTH:
+        raise InvalidInput(f"密码太短：至少 {MIN_LENGTH} 个字符")
     if any(c in password for c in "\x00\r\n"):
         raise InvalidInput("密码不能含有空字符或换行")
 
