@@ -398,6 +398,19 @@ FAMILIES: list[Family] = [
                    lambda w, f: ["risk", "map", "jinhua", "--out", f],
                    lambda w, f: ["risk", "card", "jinhua", "--out", f]],
     }),
+    Family("user", {
+        "text": [lambda w, v: ["user", "set-password", v, "--generate"],
+                 lambda w, v: ["user", "set-password", "li.anquan", "--generate", "--as", v],
+                 lambda w, v: ["user", "disable", v],
+                 lambda w, v: ["user", "enable", v],
+                 lambda w, v: ["user", "token", "create", "sun.banzhang", "--name", v, "--json"],
+                 lambda w, v: ["user", "token", "list", v]],
+        "bad_utf8": [lambda w, v: ["user", "token", "create", "sun.banzhang", "--name", v]],
+        "date": [lambda w, v: ["user", "token", "create", "sun.banzhang", "--name", "到期",
+                               "--expires", v]],
+        "number": [lambda w, v: ["user", "token", "revoke", v]],
+    }, reads=reads_of(["user", "list"], ["user", "list", "--json"], ["user", "token", "list"],
+                      ["user", "token", "list", "--json"])),
     Family("notify", {
         "text": [lambda w, v: ["notify", "test", "json://127.0.0.1:9/hook", "--title", v,
                                "--body", v],
@@ -703,7 +716,7 @@ def test_every_command_is_driven() -> None:
                 built = builder(_Dummy(), "x")  # type: ignore[arg-type]
                 argvs.append(built[0] if isinstance(built, tuple) else built)
     argvs += [*SETTINGS_COMMANDS, ["init"], ["audit", "replay"], ["flows", "list"],
-              ["checklist", "list"], ["plan", "list"]]
+              ["checklist", "list"], ["plan", "list"], ["user", "list"]]
     driven = {" ".join(a[:n]) for a in argvs for n in (1, 2, 3)}
     missing = sorted(c for c in every if c not in driven
                      and not c.startswith("diagram "))  # diagram NAME: driven as `diagram v`
