@@ -28,6 +28,7 @@ from bench import (
     materialize,
     risk_derive,
     sweep,
+    visibility,
 )
 from bench.common import Result
 
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     sweep.NAME: sweep.run,
     risk_derive.NAME: risk_derive.run,
     dispatch.NAME: dispatch.run,
+    visibility.NAME: visibility.run,
     flow_overhead.NAME: flow_overhead.run,  # last: it imports Prefect, starts its server
 }
 HEADER = ("benchmark", "n", "seconds", "per second", "baseline/s", "ratio", "cpu ratio", "target",

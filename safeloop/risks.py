@@ -250,13 +250,16 @@ def _check_points(session: Session, enterprise_id: int, register: RegisterIn, so
 # ---- views for the outputs -------------------------------------------------------------------
 
 
-def risk_views(session: Session, enterprise: str, *, zone: str,
-               include_retired: bool = False) -> tuple[str, list[RiskView]]:
-    """Every risk point of an enterprise as the list and the cards show it."""
+def risk_views(session: Session, enterprise: str, *, zone: str, include_retired: bool = False,
+               visible: Any = None) -> tuple[str, list[RiskView]]:
+    """Every risk point of an enterprise as the list and the cards show it (``visible``: a
+    reader's scope over the risk point table, from ``states.visibility``)."""
     enterprise_id, enterprise_name = enterprise_of(session, enterprise)
     control = aliased(Unit)
     responsible = aliased(Person)
     conditions = [RP.c.enterprise_id == enterprise_id]
+    if visible is not None:
+        conditions.append(visible)
     if not include_retired:
         conditions.append(RP.c.state != "retired")
     rows = session.connection().execute(
@@ -291,8 +294,10 @@ def _day(value: datetime | None, zone: str) -> date | None:
     return local_date(as_utc(value), zone) if value is not None else None
 
 
-def risk_map(session: Session, enterprise: str, *, as_of: date, zone: str) -> RiskMap:
-    """The enterprise's areas with the risk points in each (grade in force, else evaluated)."""
+def risk_map(session: Session, enterprise: str, *, as_of: date, zone: str,
+             visible: Any = None) -> RiskMap:
+    """The enterprise's areas with the risk points in each (grade in force, else evaluated);
+    ``visible``: a reader's scope over the risk point table."""
     enterprise_id, name = enterprise_of(session, enterprise)
     conn = session.connection()
     areas = conn.execute(select(AREA.c.id, AREA.c.name, AREA.c.polygon).where(
@@ -301,7 +306,8 @@ def risk_map(session: Session, enterprise: str, *, as_of: date, zone: str) -> Ri
     for area_id, code, point_name, approved, graded in conn.execute(
             select(RP.c.area_id, RP.c.code, RP.c.name, RP.c.approved_grade, RP.c.grade)
             .where(RP.c.enterprise_id == enterprise_id, RP.c.state != "retired",
-                   RP.c.area_id.is_not(None)).order_by(RP.c.code)):
+                   RP.c.area_id.is_not(None), *([] if visible is None else [visible]))
+            .order_by(RP.c.code)):
         points.setdefault(area_id, []).append((code, point_name, approved or graded))
     session.rollback()
     return RiskMap(name, as_of, [

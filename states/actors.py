@@ -49,8 +49,24 @@ class Grant:
     department_id: int | None = None
     industries: frozenset[str] | None = None  # None: no department (comprehensive supervision)
 
+    def in_unit(self, unit_path: str) -> bool:
+        return self.unit_id is not None and mark(self.unit_id) in unit_path
+
     def in_jurisdiction(self, jurisdiction_path: str) -> bool:
-        return self.jurisdiction_id is not None and f"/{self.jurisdiction_id}/" in jurisdiction_path
+        return self.jurisdiction_id is not None and mark(self.jurisdiction_id) in jurisdiction_path
+
+    def covers(self, row: Mapping[str, Any]) -> bool:
+        """The grant reaches where ``row`` lives: its unit subtree, or its jurisdiction tree through
+        a department that covers the row. ``states.visibility`` says the same in SQL, built from
+        ``mark`` and ``department_limit`` below, so acting and seeing cannot drift apart."""
+        return self.in_unit(row["_unit_path"]) or (
+            self.in_jurisdiction(row["_jur_path"]) and department_covers(self, row))
+
+
+def mark(node_id: int) -> str:
+    """How a unit or jurisdiction appears in a materialised path (``/3/7/12/``): a path holding
+    a node's mark is that node or below it -- the one test of "in this subtree"."""
+    return f"/{node_id}/"
 
 
 @dataclass(frozen=True)
@@ -68,14 +84,7 @@ class Actor:
         """
         if self.key in INTERNAL_ACTORS:
             return {Role.system.value}
-        unit_path, jurisdiction_path = row["_unit_path"], row["_jur_path"]
-        held = set()
-        for grant in self.grants:
-            in_unit = grant.unit_id is not None and f"/{grant.unit_id}/" in unit_path
-            if in_unit or (grant.in_jurisdiction(jurisdiction_path)
-                           and department_covers(grant, row)):
-                held.add(grant.role)
-        return held
+        return {grant.role for grant in self.grants if grant.covers(row)}
 
     def outside_department(self, row: Mapping[str, Any]) -> str:
         """Why a regulator of the right jurisdiction holds no role here: their department."""
@@ -88,16 +97,25 @@ class Actor:
         return ""
 
 
+def department_limit(grant: Grant) -> frozenset[str] | None:
+    """The industries a grant is limited to, or None when it is not limited by department:
+    auditors, and a regulator without a department (comprehensive supervision)."""
+    if grant.role != Role.regulator.value:
+        return None
+    return grant.industries
+
+
 def department_covers(grant: Grant, row: Mapping[str, Any]) -> bool:
     """A regulator's department covers an enterprise's industry, or is the plan's own department.
 
     Auditors (and a regulator without a department) are not limited by industry.
     """
-    if grant.role != Role.regulator.value or grant.industries is None:
+    industries = department_limit(grant)
+    if industries is None:
         return True
     industry = row.get("_industry")
     if industry is not None:
-        return industry in grant.industries
+        return industry in industries
     department = row.get("department_id")
     return department is None or department == grant.department_id
 

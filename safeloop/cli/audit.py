@@ -30,12 +30,14 @@ from safeloop.cli.common import (
     writing,
 )
 from safeloop.cli.output import OutputFailed, cells, safe
+from safeloop.cli.reading import ViewAsOpt, scoped, seeing
 from states import audit as chain
 from states.audit import HASHED_FIELDS, V2_FIELDS
 from states.jobs import checkpoint
 from states.jobs.checkpoint import CHECKPOINT_FILE
 from states.jobs.replay import replay
 from states.registry import WORKFLOWS
+from states.visibility import OPERATOR, Visibility
 from states.workflow import Workflow
 
 app = typer.Typer(help="审计日志：查看、校验、回放、导出（audit trail）", no_args_is_help=True)
@@ -51,10 +53,13 @@ def history(session: Session, entity_type: str, entity_id: int) -> list[dict[str
     return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
 
 
-def entity_with_history(session: Session, workflow: Workflow, code: str) -> dict[str, Any]:
-    """An entity's row by code with its audit history (``show`` commands); NotFound if absent."""
-    row = session.connection().execute(
-        select(workflow.table).where(workflow.table.c.code == code)).mappings().first()
+def entity_with_history(session: Session, workflow: Workflow, code: str,
+                        visibility: Visibility = OPERATOR) -> dict[str, Any]:
+    """An entity's row by code with its audit history (``show`` commands); NotFound if absent
+    or outside what ``visibility`` sees (the same words either way)."""
+    row = session.connection().execute(scoped(
+        select(workflow.table).where(workflow.table.c.code == code), visibility, workflow)
+    ).mappings().first()
     if row is None:
         raise NotFound(f"{workflow.label}「{code}」不存在")
     return {**dict(row), "history": history(session, workflow.name, row["id"])}
@@ -81,10 +86,10 @@ def print_history(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _find_entity(session: Session, code: str) -> tuple[str, int]:
+def _find_entity(session: Session, code: str, visibility: Visibility) -> tuple[str, int]:
     for name, workflow in WORKFLOWS.items():
-        entity_id = session.connection().execute(
-            select(workflow.table.c.id).where(workflow.table.c.code == code)
+        entity_id = session.connection().execute(scoped(
+            select(workflow.table.c.id).where(workflow.table.c.code == code), visibility, workflow)
         ).scalar()
         if entity_id is not None:
             return name, int(entity_id)
@@ -94,10 +99,10 @@ def _find_entity(session: Session, code: str) -> tuple[str, int]:
 @app.command("show")
 @handle_errors
 def show_cmd(entity: Annotated[str, code_arg("实体编号，如 YH-000001")],
-             as_json: JsonOpt = False) -> None:
-    """显示一个实体的全部审计记录。"""
+             viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
+    """显示一个实体的全部审计记录（--as：仅限此人可见的实体）。"""
     with open_session() as session:
-        entity_type, entity_id = _find_entity(session, entity)
+        entity_type, entity_id = _find_entity(session, entity, seeing(session, viewer))
         rows = history(session, entity_type, entity_id)
     if as_json:
         print_json(rows)
@@ -172,15 +177,19 @@ def replay_cmd(as_json: JsonOpt = False) -> None:
 def export_cmd(
     fmt: Annotated[str, typer.Option("--format", help="jsonl 或 csv")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="输出文件（默认标准输出）")] = None,
+    viewer: ViewAsOpt = None,
 ) -> None:
-    """导出全部审计记录（含哈希，可离线复核）。"""
+    """导出全部审计记录（含哈希，可离线复核）；--as：仅导出此人可见的记录（审计员：其辖区）。"""
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput(f"不支持的格式「{fmt}」，可用：jsonl、csv")
     if output:
         ensure_writable(output)
     with open_session() as session:
-        rows = session.connection().execution_options(yield_per=10_000).execute(
-            select(*(AUDIT.c[f] for f in EXPORT_FIELDS)).order_by(AUDIT.c.seq))
+        stmt = select(*(AUDIT.c[f] for f in EXPORT_FIELDS)).order_by(AUDIT.c.seq)
+        condition = seeing(session, viewer).audit_where(AUDIT)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        rows = session.connection().execution_options(yield_per=10_000).execute(stmt)
         if output is None:
             try:
                 _write(sys.stdout, fmt, rows)

@@ -32,6 +32,7 @@ from safeloop.cli.common import (
 )
 from safeloop.cli.event_fields import Given, Request, given
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
+from safeloop.cli.reading import ViewAsOpt, scoped, seeing
 from states import engine
 from states.workflows.hazard import HAZARD, PLAN_PARTS
 
@@ -174,9 +175,10 @@ def list_cmd(
     grade: Annotated[HazardGrade | None, typer.Option(help="按等级筛选")] = None,
     unit: Annotated[str | None, typer.Option(help="单位编号（含下级单位）")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="最多显示条数")] = 50,
+    viewer: ViewAsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """隐患台账列表（最新的在前）。"""
+    """隐患台账列表（最新的在前；--as：仅此人可见的隐患）。"""
     if state is not None and state not in HAZARD.states:
         raise InvalidInput(f"未知状态「{state}」，可用：{'、'.join(HAZARD.states)}")
     stmt = _query().order_by(Hazard.id.desc()).limit(limit)  # type: ignore[union-attr]
@@ -195,6 +197,8 @@ def list_cmd(
             below = select(Unit.id).where(Unit.path.startswith(path[0]))  # type: ignore[attr-defined]
             stmt = stmt.where(Hazard.unit_id.in_(below))  # type: ignore[attr-defined]
             count = count.where(Hazard.unit_id.in_(below))  # type: ignore[attr-defined]
+        visibility = seeing(session, viewer)
+        stmt, count = scoped(stmt, visibility, HAZARD), scoped(count, visibility, HAZARD)
         records = [_record(r) for r in session.exec(stmt).all()]  # type: ignore[call-overload]
         total = session.connection().execute(count).scalar_one()
     if as_json:
@@ -212,12 +216,14 @@ def list_cmd(
 
 @app.command("show")
 @handle_errors
-def show_cmd(code: Annotated[str, code_arg("隐患编号")], as_json: JsonOpt = False) -> None:
-    """显示一条隐患的台账字段和全部操作记录。"""
+def show_cmd(code: Annotated[str, code_arg("隐患编号")], viewer: ViewAsOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """显示一条隐患的台账字段和全部操作记录（--as：此人看不到的与不存在的一样）。"""
     from safeloop.cli.audit import history
 
     with open_session() as session:
-        row = session.exec(_query().where(Hazard.code == code)).first()  # type: ignore[call-overload]
+        stmt = scoped(_query().where(Hazard.code == code), seeing(session, viewer), HAZARD)
+        row = session.exec(stmt).first()
         if row is None:
             raise InvalidInput(f"隐患「{code}」不存在")
         record = _record(row)

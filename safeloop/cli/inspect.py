@@ -31,6 +31,7 @@ from safeloop.cli.common import (
 )
 from safeloop.cli.event_fields import Request
 from safeloop.cli.output import cells, safe
+from safeloop.cli.reading import ViewAsOpt, seeing
 from states.workflows.inspection import INSPECTION
 
 app = typer.Typer(help="隐患排查任务：查看、开始、提交结果、审核（inspection tasks）",
@@ -141,9 +142,10 @@ def list_cmd(
     period: Annotated[str | None, typer.Option(help="周期键，如 2026-11-02、2026-W45")] = None,
     unit: Annotated[str | None, typer.Option(help="单位编号（含下级）")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    viewer: ViewAsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """排查任务列表。"""
+    """排查任务列表（--as：仅此人可见的任务）。"""
     if state is not None and state not in INSPECTION.states:
         raise InvalidInput(f"未知状态「{state}」，可用：{'、'.join(INSPECTION.states)}")
     conditions = []
@@ -160,6 +162,9 @@ def list_cmd(
                 raise NotFound(f"单位「{unit}」不存在")
             conditions.append(TASK.c.unit_id.in_(
                 select(Unit.id).where(Unit.path.startswith(path))))  # type: ignore[attr-defined]
+        visible = seeing(session, viewer).where(INSPECTION)
+        if visible is not None:
+            conditions.append(visible)
         stmt = (select(TASK.c.code, TASK.c.state, TASK.c.period_key, TASK.c.period_end,
                        Unit.name, InspectionPlan.cadence, Person.name.label("assignee"))  # type: ignore[attr-defined]
                 .join(Unit, Unit.id == TASK.c.unit_id)  # type: ignore[arg-type]
@@ -185,13 +190,17 @@ def list_cmd(
 
 @app.command("show")
 @handle_errors
-def show_cmd(task: TaskArg, as_json: JsonOpt = False) -> None:
-    """显示任务、检查表和结果。"""
+def show_cmd(task: TaskArg, viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
+    """显示任务、检查表和结果（--as：此人看不到的与不存在的一样）。"""
     from safeloop.cli.audit import history, print_history
 
     with open_session() as session:
         conn = session.connection()
-        row = conn.execute(select(TASK).where(TASK.c.code == task)).mappings().first()
+        stmt = select(TASK).where(TASK.c.code == task)
+        visible = seeing(session, viewer).where(INSPECTION)
+        if visible is not None:
+            stmt = stmt.where(visible)
+        row = conn.execute(stmt).mappings().first()
         if row is None:
             raise NotFound(f"排查任务「{task}」不存在")
         items = [dict(r) for r in conn.execute(

@@ -27,6 +27,7 @@ from safeloop.cli.common import (
     writing,
 )
 from safeloop.cli.output import safe
+from safeloop.cli.reading import ViewAsOpt, seeing
 from safeloop.reports import (
     build_bulletin,
     build_stats,
@@ -73,6 +74,7 @@ def stats_cmd(
     fmt: Annotated[StatsFormat | None, typer.Option(
         "--format", help="xlsx 或 csv（默认按文件扩展名，否则 xlsx）")] = None,
     as_of: AsOfOpt = None,
+    viewer: ViewAsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """隐患排查治理统计表（季报次季首月15日前、年报次年1月31日前报送；原安监总局令第16号）。"""
@@ -84,7 +86,8 @@ def stats_cmd(
     with open_session() as session:
         conn = session.connection()
         try:
-            report = build_stats(conn, the_period, resolve_scope(conn, jurisdiction),
+            scope = resolve_scope(conn, jurisdiction, seeing(session, viewer))
+            report = build_stats(conn, the_period, scope,
                                  as_of=moment, zone=settings.timezone)
         finally:
             session.rollback()
@@ -111,6 +114,7 @@ def bulletin_cmd(
     issued_on: Annotated[str | None, typer.Option(
         "--issued-on", help="发布日期 YYYY-MM-DD（印在通报上；不填则不印）")] = None,
     as_of: AsOfOpt = None,
+    viewer: ViewAsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """安全生产违规行为通报（月度；忻开管发〔2020〕1号）。同样的数据生成完全相同的文件。"""
@@ -130,7 +134,8 @@ def bulletin_cmd(
     with open_session() as session:
         conn = session.connection()
         try:
-            bulletin = build_bulletin(conn, month, resolve_scope(conn, jurisdiction),
+            scope = resolve_scope(conn, jurisdiction, seeing(session, viewer))
+            bulletin = build_bulletin(conn, month, scope,
                                       zone=settings.timezone, as_of=moment, issuer=issuer,
                                       issued_on=day)
         finally:

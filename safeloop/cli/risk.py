@@ -38,6 +38,7 @@ from safeloop.cli.common import (
 )
 from safeloop.cli.event_fields import Given, Request, given
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
+from safeloop.cli.reading import ViewAsOpt, check_enterprise, scoped, seeing
 from states import engine, risk_grading
 from states.jobs import risk_checklists
 from states.workflows.risk import RISK
@@ -191,16 +192,19 @@ def list_cmd(enterprise: Annotated[str | None, typer.Option(help="企业编号")
              grade: Annotated[str | None, typer.Option(
                  help="按等级筛选：major/significant/general/low")] = None,
              state: Annotated[str | None, typer.Option(help="按状态筛选")] = None,
-             as_json: JsonOpt = False) -> None:
-    """风险点清单。"""
+             viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
+    """风险点清单（--as：仅此人可见的风险点）。"""
     if grade is not None and grade not in {g.value for g in RiskGrade}:
         raise InvalidInput(f"未知的风险等级「{grade}」，可用：" + "、".join(g.value for g in RiskGrade))
     if state is not None and state not in RISK.states:
         raise InvalidInput(f"未知状态「{state}」，可用：{'、'.join(RISK.states)}")
     stmt = select(RP).order_by(RP.c.id).limit(1000)
     with open_session() as session:
+        visibility = seeing(session, viewer)
         if enterprise is not None:
+            check_enterprise(session, visibility, enterprise)
             stmt = stmt.where(RP.c.enterprise_id == risks.enterprise_of(session, enterprise)[0])
+        stmt = scoped(stmt, visibility, RISK)
         if grade:
             stmt = stmt.where(RP.c.grade == grade)
         if state:
@@ -230,10 +234,10 @@ def _grade(value: str | None) -> str:
 
 @app.command("show")
 @handle_errors
-def show_cmd(code: CodeArg, as_json: JsonOpt = False) -> None:
-    """显示风险点详情和操作记录。"""
+def show_cmd(code: CodeArg, viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
+    """显示风险点详情和操作记录（--as：此人看不到的与不存在的一样）。"""
     with open_session() as session:
-        record = entity_with_history(session, RISK, code)
+        record = entity_with_history(session, RISK, code, seeing(session, viewer))
     if as_json:
         print_json(record)
         return
@@ -259,11 +263,20 @@ def show_cmd(code: CodeArg, as_json: JsonOpt = False) -> None:
     print_history(record["history"])
 
 
+def _views(session: Any, enterprise: str, viewer: str | None) -> tuple[str, list[Any]]:
+    """An enterprise's risk points as the exports show them, limited to what ``viewer`` sees."""
+    visibility = seeing(session, viewer)
+    check_enterprise(session, visibility, enterprise)
+    return risks.risk_views(session, enterprise, zone=STATE.settings.timezone,
+                            visible=visibility.where(RISK))
+
+
 @app.command("export")
 @handle_errors
 def export_cmd(enterprise: EnterpriseArg, out: OutOpt,
-               fmt: Annotated[str, typer.Option("--format", help="xlsx 或 csv")] = "xlsx") -> None:
-    """导出风险清单（管控责任清单、管控措施清单）。"""
+               fmt: Annotated[str, typer.Option("--format", help="xlsx 或 csv")] = "xlsx",
+               viewer: ViewAsOpt = None) -> None:
+    """导出风险清单（管控责任清单、管控措施清单；--as：仅此人可见的风险点）。"""
     from safeloop.reports.risk_list import csv_paths, risk_list_csv, write_risk_list_xlsx
 
     if fmt not in ("xlsx", "csv"):
@@ -272,7 +285,7 @@ def export_cmd(enterprise: EnterpriseArg, out: OutOpt,
     for target in (out, *targets):  # the named path too: /dev/full-….csv is not what was meant
         ensure_writable(target)
     with open_session() as session:
-        name, views = risks.risk_views(session, enterprise, zone=STATE.settings.timezone)
+        name, views = _views(session, enterprise, viewer)
     today = _today()
     if fmt == "xlsx":
         with writing(out) as temp:
@@ -286,7 +299,8 @@ def export_cmd(enterprise: EnterpriseArg, out: OutOpt,
 
 @app.command("map")
 @handle_errors
-def map_cmd(enterprise: EnterpriseArg, out: OutOpt, as_of: AsOfOpt = None) -> None:
+def map_cmd(enterprise: EnterpriseArg, out: OutOpt, as_of: AsOfOpt = None,
+            viewer: ViewAsOpt = None) -> None:
     """绘制安全风险四色分布图（SVG）。"""
     from safeloop.reports.risk_map import render_risk_map
 
@@ -294,7 +308,10 @@ def map_cmd(enterprise: EnterpriseArg, out: OutOpt, as_of: AsOfOpt = None) -> No
     day = local_date(moment, STATE.settings.timezone) if moment else _today()
     ensure_writable(out)
     with open_session() as session:
-        drawing = risks.risk_map(session, enterprise, as_of=day, zone=STATE.settings.timezone)
+        visibility = seeing(session, viewer)
+        check_enterprise(session, visibility, enterprise)
+        drawing = risks.risk_map(session, enterprise, as_of=day, zone=STATE.settings.timezone,
+                                 visible=visibility.where(RISK))
     with writing(out) as temp:
         temp.write_text(render_risk_map(drawing), encoding="utf-8")
     console.print(f"四色分布图：{len(drawing.areas)} 个区域 → {safe(out)}")
@@ -304,13 +321,14 @@ def map_cmd(enterprise: EnterpriseArg, out: OutOpt, as_of: AsOfOpt = None) -> No
 @handle_errors
 def card_cmd(enterprise: EnterpriseArg, out: OutOpt,
              code: Annotated[list[str] | None, code_option(
-                 "--code", help="只输出这些风险点，可重复")] = None) -> None:
+                 "--code", help="只输出这些风险点，可重复")] = None,
+             viewer: ViewAsOpt = None) -> None:
     """生成安全风险告知卡（可打印的 HTML，每张一页；--out 以 .pdf 结尾时输出 PDF）。"""
     from safeloop.reports.risk_card import render_cards
 
     ensure_writable(out)
     with open_session() as session:
-        name, views = risks.risk_views(session, enterprise, zone=STATE.settings.timezone)
+        name, views = _views(session, enterprise, viewer)
     if code:
         unknown = sorted(set(code) - {v.code for v in views})
         if unknown:

@@ -28,6 +28,7 @@ from safeloop.cli.common import (
 )
 from safeloop.cli.event_fields import Request, given
 from safeloop.cli.output import DETAIL_LIMIT, cells, safe
+from safeloop.cli.reading import ViewAsOpt, check_enterprise, scoped, seeing
 from states import engine
 from states.workflow import Workflow
 from states.workflows.annual_plan import ANNUAL_PLAN
@@ -53,8 +54,8 @@ def _create(workflow: Workflow, actor: str, data: dict[str, Any], reason: str | 
                       f"（{workflow.state_label(result.to_state)}）")
 
 
-def _rows(workflow: Workflow, state: str | None,
-          enterprise: str | None = None) -> list[dict[str, Any]]:
+def _rows(workflow: Workflow, state: str | None, enterprise: str | None = None,
+          viewer: str | None = None) -> list[dict[str, Any]]:
     if state is not None and state not in workflow.states:
         raise InvalidInput(f"未知状态「{state}」，可用：{'、'.join(workflow.states)}")
     table = workflow.table
@@ -70,14 +71,18 @@ def _rows(workflow: Workflow, state: str | None,
             if found is None:
                 raise NotFound(f"企业「{enterprise}」不存在")
             stmt = stmt.where(table.c.enterprise_id == found)
+        visibility = seeing(session, viewer)
+        if enterprise is not None:
+            check_enterprise(session, visibility, enterprise)
+        stmt = scoped(stmt, visibility, workflow)
         return [dict(r) for r in session.connection().execute(stmt).mappings()]
 
 
-def _show(workflow: Workflow, code: str, as_json: bool) -> None:
+def _show(workflow: Workflow, code: str, as_json: bool, viewer: str | None = None) -> None:
     from safeloop.cli.audit import entity_with_history, print_history
 
     with open_session() as session:
-        record = entity_with_history(session, workflow, code)
+        record = entity_with_history(session, workflow, code, seeing(session, viewer))
     if as_json:
         print_json(record)
         return
@@ -121,9 +126,9 @@ fire.mount(listing_app, LISTING, code_help="挂牌督办编号，如 GP-000001")
 @handle_errors
 def listing_list(state: Annotated[str | None, typer.Option(help="按状态筛选")] = None,
                  enterprise: Annotated[str | None, typer.Option(help="企业编号")] = None,
-                 as_json: JsonOpt = False) -> None:
+                 viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
     """挂牌督办清单（含各项职责期限和督办级别）。"""
-    rows = _rows(LISTING, state, enterprise)
+    rows = _rows(LISTING, state, enterprise, viewer)
     if as_json:
         print_json(rows)
         return
@@ -140,9 +145,9 @@ def listing_list(state: Annotated[str | None, typer.Option(help="按状态筛选
 
 @listing_app.command("show")
 @handle_errors
-def listing_show(code: CodeArg, as_json: JsonOpt = False) -> None:
+def listing_show(code: CodeArg, viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
     """显示挂牌督办详情和操作记录。"""
-    _show(LISTING, code, as_json)
+    _show(LISTING, code, as_json, viewer)
 
 
 # ---- suspension orders ----------------------------------------------------------------------
@@ -168,9 +173,9 @@ fire.mount(order_app, SUSPENSION, code_help="停产整顿令编号，如 TC-0000
 @handle_errors
 def order_list(state: Annotated[str | None, typer.Option()] = None,
                enterprise: Annotated[str | None, typer.Option(help="企业编号")] = None,
-               as_json: JsonOpt = False) -> None:
+               viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
     """停产整顿令清单（可按企业查看其未解除的命令）。"""
-    rows = _rows(SUSPENSION, state, enterprise)
+    rows = _rows(SUSPENSION, state, enterprise, viewer)
     if as_json:
         print_json(rows)
         return
@@ -203,12 +208,16 @@ fire.mount(annual_app, ANNUAL_PLAN, code_help="年度计划编号，如 JH-00000
 
 @annual_app.command("show")
 @handle_errors
-def annual_show(code: CodeArg, as_json: JsonOpt = False) -> None:
+def annual_show(code: CodeArg, viewer: ViewAsOpt = None, as_json: JsonOpt = False) -> None:
     """显示年度计划（含各企业的检查频次及加倍原因）。"""
-    rows = [r for r in _rows(ANNUAL_PLAN, None) if r["code"] == code]
-    if not rows:
+    table = ANNUAL_PLAN.table
+    with open_session() as session:
+        found = session.connection().execute(scoped(
+            select(table).where(table.c.code == code), seeing(session, viewer), ANNUAL_PLAN)
+        ).mappings().first()
+    if found is None:
         raise NotFound(f"年度计划「{code}」不存在")
-    plan = rows[0]
+    plan = dict(found)
     if as_json:
         print_json(plan)
         return
@@ -231,9 +240,10 @@ duty_app = typer.Typer(help="隐患统计报表报送（季度次月15日前、�
 
 @duty_app.command("list")
 @handle_errors
-def duty_list(state: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+def duty_list(state: Annotated[str | None, typer.Option()] = None, viewer: ViewAsOpt = None,
+              as_json: JsonOpt = False) -> None:
     """报送任务清单。"""
-    rows = _rows(STAT_REPORT, state)
+    rows = _rows(STAT_REPORT, state, viewer=viewer)
     if as_json:
         print_json(rows)
         return

@@ -122,7 +122,10 @@ def _missing(exc: Any) -> str:
 def _no_such_option(exc: Any) -> str:
     text = f"没有这个选项：{plain(exc.option_name, VALUE_LIMIT)}"
     if exc.possibilities:
-        text += f"（您是不是要用：{'、'.join(sorted(exc.possibilities))}）"
+        # closest first (a read command's --as must not push --grade out of first place)
+        ranked = get_close_matches(str(exc.option_name), sorted(exc.possibilities),
+                                   n=len(exc.possibilities), cutoff=0.0)
+        text += f"（您是不是要用：{'、'.join(ranked)}）"
     return text
 
 

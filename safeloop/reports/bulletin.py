@@ -137,7 +137,7 @@ def _overdue(conn: Connection, period: Period, end: datetime, scope: Scope,
                      .join(u, u.c.id == h.c.unit_id)
                      .outerjoin(lst, lst.c.id == h.c.listing_id))
         .where(h.c.grade == "major", h.c.state != "cancelled", h.c.found_at < end, not_(closed),
-               h.c.deadline.is_not(None), h.c.deadline < end)
+               h.c.deadline.is_not(None), h.c.deadline < end, *scope.sees(h))
         .order_by(e.c.key, h.c.code), scope)
     last_day = period.last_day if end >= period.end else end.astimezone(zone).date()
     rows = []
@@ -168,7 +168,8 @@ def _escalations(conn: Connection, period: Period, end: datetime, scope: Scope, 
                      .join(JURISDICTION, JURISDICTION.c.id == e.c.jurisdiction_id)
                      .outerjoin(p, p.c.key == a.c.actor))
         .where(a.c.entity_type == entity, a.c.event == "escalate",
-               a.c.at >= format_at(period.start), a.c.at < format_at(end))
+               a.c.at >= format_at(period.start), a.c.at < format_at(end),
+               *scope.sees(h if entity == "hazard" else LISTING))
         .order_by(a.c.at, a.c.seq), scope)
     rows = []
     for r in conn.execute(stmt).mappings():
@@ -194,7 +195,7 @@ def _suspensions(conn: Connection, period: Period, end: datetime, scope: Scope,
                      .join(JURISDICTION, JURISDICTION.c.id == e.c.jurisdiction_id)
                      .join(u, u.c.id == s.c.unit_id)
                      .outerjoin(h, h.c.id == s.c.hazard_id))
-        .where(s.c.ordered_at >= period.start, s.c.ordered_at < end)
+        .where(s.c.ordered_at >= period.start, s.c.ordered_at < end, *scope.sees(s))
         .order_by(s.c.ordered_at, s.c.code), scope)
     return [Suspension(_local(r["ordered_at"], zone), r["enterprise"], r["code"], r["unit"],
                        SCOPES.get(r["scope"], r["scope"]), r["reason"], r["hazard"] or "")

@@ -7,8 +7,9 @@ a hazard found at 00:30 on 1 October in Shanghai is in Q4 although it is still 3
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -16,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from core.calendar import Cadence, Period, period_by_key
 from core.errors import InvalidInput, NotFound
 from models.tables import JURISDICTION
+from states.visibility import OPERATOR, Visibility
 
 ALL = "/"  # every jurisdiction path starts with it
 
@@ -26,11 +28,23 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 @dataclass(frozen=True)
 class Scope:
-    """A jurisdiction subtree (``path`` prefix) or, with ``key`` None, every jurisdiction."""
+    """A jurisdiction subtree (``path`` prefix) or, with ``key`` None, every jurisdiction; and
+    whose eyes read it (``seen``: a person's visibility; the operator sees everything)."""
 
     key: str | None
     name: str
     path: str
+    seen: Visibility = field(default=OPERATOR, compare=False)
+
+    def sees(self, table: Any) -> list[ColumnElement[bool]]:
+        """The reader's condition on a workflow table's rows, as a list to splat into where()."""
+        condition = self.seen.rows_where(table)
+        return [] if condition is None else [condition]
+
+    def sees_enterprise(self, column: Any) -> list[ColumnElement[bool]]:
+        """The reader's condition on enterprise ids (enterprises they see some of)."""
+        condition = self.seen.enterprises_where(column)
+        return [] if condition is None else [condition]
 
     @property
     def description(self) -> str:
@@ -41,15 +55,15 @@ class Scope:
         return None if self.path == ALL else path_column.startswith(self.path, autoescape=True)
 
 
-def resolve_scope(conn: Connection, key: str | None) -> Scope:
+def resolve_scope(conn: Connection, key: str | None, seen: Visibility = OPERATOR) -> Scope:
     """Look the jurisdiction up once; an unknown key is an input error (exit 2)."""
     if key is None:
-        return Scope(None, "全部辖区", ALL)
+        return Scope(None, "全部辖区", ALL, seen)
     row = conn.execute(select(JURISDICTION.c.name, JURISDICTION.c.path)
                        .where(JURISDICTION.c.key == key)).first()
     if row is None:
         raise NotFound(f"辖区「{key}」不存在", jurisdiction=key)
-    return Scope(key, str(row[0]), str(row[1]))
+    return Scope(key, str(row[0]), str(row[1]), seen)
 
 
 def parse_stats_period(text: str, zone: str) -> Period:

@@ -167,7 +167,8 @@ def _hazard_figures(period: Period, end: datetime, scope: Scope) -> Select[Any]:
             func.coalesce(func.sum(h.c.funds), 0).label("funds"),
         )
         .select_from(h.outerjoin(lst, lst.c.id == h.c.listing_id))
-        .where(h.c.found_at >= period.start, h.c.found_at < end, h.c.state != "cancelled")
+        .where(h.c.found_at >= period.start, h.c.found_at < end, h.c.state != "cancelled",
+               *scope.sees(h))
         .group_by(h.c.enterprise_id)
     )
     if scope.key is not None:
@@ -178,7 +179,7 @@ def _hazard_figures(period: Period, end: datetime, scope: Scope) -> Select[Any]:
 def _suspensions(period: Period, end: datetime, scope: Scope) -> Select[Any]:
     s = SUSPENSION
     stmt = (select(s.c.enterprise_id, func.count().label("suspensions"))
-            .where(s.c.ordered_at >= period.start, s.c.ordered_at < end)
+            .where(s.c.ordered_at >= period.start, s.c.ordered_at < end, *scope.sees(s))
             .group_by(s.c.enterprise_id))
     if scope.key is not None:
         stmt = stmt.where(s.c.enterprise_id.in_(_in_scope_enterprises(scope)))
@@ -201,7 +202,8 @@ def _per_enterprise(period: Period, end: datetime, scope: Scope, as_of: datetime
                      .outerjoin(hz, hz.c.enterprise_id == e.c.id)
                      .outerjoin(so, so.c.enterprise_id == e.c.id)
                      .outerjoin(sr, and_(sr.c.enterprise_id == e.c.id, sr.c.period_key == period.key,
-                                         sr.c.created_at <= as_of)))
+                                         sr.c.created_at <= as_of, *scope.sees(sr))))
+        .where(*scope.sees_enterprise(e.c.id))
     )
     covers = scope.covers(j.c.path)
     return stmt if covers is None else stmt.where(covers)
