@@ -85,9 +85,9 @@ def current_principal(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
     """The person behind the request's bearer token (401 when there is none or it is not valid)."""
+    secret = bearer_secret(authorization)  # no credential: 401 before anything is looked up
     from safeloop.accounts.tokens import authenticate_token
 
-    secret = bearer_secret(authorization)
     try:
         principal: Caller = authenticate_token(session, secret, channel="api")
         session.commit()  # the token's use, if it was recorded, stands on its own
