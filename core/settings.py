@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     # someone else is refused). Off by default: the demo and operators' shells work as before.
     cli_requires_token: bool = False
     token: SecretStr | None = None  # never printed: SecretStr shows as '**********'
+    # REST API (``safeloop web``): browser origins allowed to call it (JSON list, e.g.
+    # SAFELOOP_API_CORS_ORIGINS='["https://yh.example.cn"]'; empty: CORS stays closed), the largest
+    # request body (JSON) and evidence upload, and the page sizes of lists (default and maximum).
+    api_cors_origins: list[str] = []
+    api_max_body_bytes: Annotated[int, Field(ge=1_024, le=100 * 1024 * 1024)] = 1024 * 1024
+    api_max_upload_bytes: Annotated[int, Field(ge=1_024, le=1024 * 1024 * 1024)] = 50 * 1024 * 1024
+    api_page_size: Annotated[int, Field(ge=1, le=1_000)] = 50
+    api_page_max: Annotated[int, Field(ge=1, le=1_000)] = 200
 
     @field_validator("database_url")
     @classmethod

@@ -15,7 +15,7 @@ import io
 import json
 import os
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -143,8 +143,9 @@ err_console = SafeConsole(stderr=True, soft_wrap=True)
 
 
 def _default(value: Any) -> Any:
+    """Times as ISO 8601 with their offset: a naive one is UTC (what the database stores)."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     return str(value)
 
 

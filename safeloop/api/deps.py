@@ -1,0 +1,123 @@
+"""Who is calling, what they may see, and the database session a request works in.
+
+This is the ONLY module of the API that uses ``safeloop.accounts`` (tokens) and
+``states.visibility`` (read scoping): every route gets the caller through ``current_principal``,
+the caller's scope through ``visibility`` and its session through ``session`` -- so swapping how
+people are identified or scoped touches this file alone. The routes see the two through the
+small protocols below (``Caller``, ``Scope``), which name exactly what they use.
+
+A request's session carries an ``Origin`` (channel ``api`` and the token's id, never its secret)
+and the rules in force built once from the app's settings, like the CLI's sessions do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import ColumnElement, Connection, Table
+from sqlmodel import Session
+
+from core.rules import set_rules
+from safeloop.api.errors import NOT_AUTHENTICATED, NotAuthenticated
+from states.requests import Origin, set_origin
+from states.workflow import Workflow
+
+
+class Caller(Protocol):
+    """What the API reads of an authenticated person (``safeloop.accounts.principal.Principal``)."""
+
+    @property
+    def person_id(self) -> int: ...
+    @property
+    def person_key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def credential(self) -> str | None: ...
+
+
+class Scope(Protocol):
+    """What the API reads of a person's read scope (``states.visibility.Visibility``)."""
+
+    read_only: bool
+
+    def where(self, workflow: Workflow) -> ColumnElement[bool] | None: ...
+    def sees(self, conn: Connection, workflow: Workflow, entity_id: int) -> bool: ...
+    def audit_where(self, audit_table: Table) -> ColumnElement[bool] | None: ...
+
+
+def _origin(request: Request, credential: str | None) -> Origin:
+    settings = request.app.state.settings
+    # A person's event is recorded at the real clock: the API never simulates time.
+    return Origin(channel="api", credential=credential,
+                  tolerance=timedelta(seconds=settings.time_tolerance_s))
+
+
+def db(request: Request) -> Iterator[Session]:
+    """One session per request on the app's engine, with the rules in force; the origin says
+    ``api`` from the start and gets the caller's credential once they are authenticated."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        set_origin(session, _origin(request, None))
+        set_rules(session, request.app.state.rules)
+        try:
+            yield session
+        finally:
+            session.rollback()  # whatever a route left open (reads): release it now
+
+
+def bearer_secret(authorization: str | None) -> str:
+    """The secret of an ``Authorization: Bearer <secret>`` header; anything else is 401."""
+    scheme, _, secret = (authorization or "").strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or len(secret) > 512:
+        raise NotAuthenticated(NOT_AUTHENTICATED)
+    return secret
+
+
+def current_principal(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    """The person behind the request's bearer token (401 when there is none or it is not valid)."""
+    secret = bearer_secret(authorization)  # no credential: 401 before anything is looked up
+    from safeloop.accounts.tokens import authenticate_token
+
+    try:
+        principal: Caller = authenticate_token(session, secret, channel="api")
+        session.commit()  # the token's use, if it was recorded, stands on its own
+    except BaseException:
+        session.rollback()
+        raise
+    return principal
+
+
+CurrentPrincipal = Annotated[Caller, Depends(current_principal)]
+
+
+def session(request: Request, principal: CurrentPrincipal,
+            opened: Annotated[Session, Depends(db)]) -> Session:
+    """The request's session, now carrying who acts (their token id, never its secret)."""
+    set_origin(opened, _origin(request, principal.credential))
+    return opened
+
+
+def visibility(principal: CurrentPrincipal, opened: Annotated[Session, Depends(db)]) -> Scope:
+    """What the caller may see (unknown person: nothing)."""
+    from states.visibility import visibility_for
+
+    found: Scope = visibility_for(opened.connection(), principal.person_key)
+    return found
+
+
+DbSession = Annotated[Session, Depends(session)]
+Visibility = Annotated[Scope, Depends(visibility)]
+
+
+def settings_of(request: Request) -> Any:
+    return request.app.state.settings

@@ -1,0 +1,34 @@
+"""``safeloop web``: serve the REST API (and later the web app: one ASGI app) with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from safeloop.cli.common import STATE, handle_errors
+
+
+@handle_errors
+def web_cmd(
+    host: Annotated[str, typer.Option(help="监听地址（默认仅本机）")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="监听端口")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="工作进程数（PostgreSQL 时可大于 1）")] = 1,
+) -> None:
+    """启动 REST API 服务（/api/v1，接口文档 /docs，健康检查 /healthz）。"""
+    import uvicorn
+
+    from models.db import make_engine
+    from safeloop.api.app import create_app, install_log_redaction
+    from safeloop.database import require_ready
+
+    settings = STATE.settings
+    engine = make_engine(settings.database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
+    require_ready(engine)  # "run safeloop init" now, not on the first request
+    engine.dispose()
+    install_log_redaction()
+    if workers > 1:  # each worker builds its own app from the environment's settings
+        uvicorn.run("safeloop.api.serve:app", host=host, port=port, workers=workers,
+                    proxy_headers=False, server_header=False)
+        return
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=False, server_header=False)
