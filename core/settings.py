@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # someone else is refused). Off by default: the demo and operators' shells work as before.
     cli_requires_token: bool = False
     token: SecretStr | None = None  # never printed: SecretStr shows as '**********'
+    # Login sessions (``POST /api/v1/login``; the web app's cookie): a session ends after this
+    # long without a request (idle) or this long after the login (absolute), whichever is first.
+    session_idle_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = 30 * 60
+    session_lifetime_s: Annotated[int, Field(ge=300, le=90 * 86_400)] = 12 * 3600
     # REST API (``safeloop web``): browser origins allowed to call it (JSON list, e.g.
     # SAFELOOP_API_CORS_ORIGINS='["https://yh.example.cn"]'; empty: CORS stays closed), the largest
     # request body (JSON) and evidence upload, and the page sizes of lists (default and maximum).

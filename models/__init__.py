@@ -1,6 +1,6 @@
 """SQLModel tables and the database engine; no business rules and no commits live here."""
 
-from models.account import Account, ApiToken
+from models.account import Account, ApiToken, LoginSession
 from models.audit import AuditCheckpoint, AuditEntry, AuditHead
 from models.evidence import Evidence
 from models.hazard import Hazard
@@ -29,6 +29,7 @@ __all__ = [
     "Hazard",
     "Jurisdiction",
     "Listing",
+    "LoginSession",
     "OutboxMessage",
     "Person",
     "RiskPoint",

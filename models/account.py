@@ -51,3 +51,20 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class LoginSession(SQLModel, table=True):
+    """A server-side login (API or web): the secret (``ss_`` and 256 random bits) is the client's
+    only copy; the row holds its SHA-256. It dies when revoked (logout), after ``idle`` without
+    use (``last_seen_at``) or at ``expires_at`` (the absolute lifetime), whichever is first."""
+
+    __tablename__ = "login_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    digest: str = Field(max_length=64, unique=True)  # SHA-256 hex of the secret
+    channel: str = Field(max_length=8)  # "api" | "web": where the person logged in
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    last_seen_at: datetime = Field(sa_column=_ts(nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -28,6 +28,7 @@ from models import (
     InspectionTask,
     Jurisdiction,
     Listing,
+    LoginSession,
     OutboxMessage,
     Person,
     RiskPoint,
@@ -60,6 +61,7 @@ INSPECTION_PLAN = _table(InspectionPlan)
 INSPECTION_TASK = _table(InspectionTask)
 JURISDICTION = _table(Jurisdiction)
 LISTING = _table(Listing)
+LOGIN_SESSION = _table(LoginSession)
 NOTIFICATION_DELIVERY = _table(Delivery)
 OUTBOX = _table(OutboxMessage)
 PERSON = _table(Person)

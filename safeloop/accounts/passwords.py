@@ -14,6 +14,7 @@ failure's count must be kept although it raises.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -35,6 +36,9 @@ LOCK_AFTER = 5
 FIRST_LOCK = timedelta(minutes=1)
 MAX_LOCK = timedelta(hours=1)
 HASH_PREFIX = "$argon2id$"
+
+# Opens a login session for a successful login, in its transaction; returns the session's id.
+Opener = Callable[[Session, store.AccountRow, datetime], int]
 
 _hasher = PasswordHasher()  # Argon2id, t=3, m=64 MiB, p=4 (RFC 9106 low-memory profile)
 
@@ -91,10 +95,12 @@ def set_password(session: Session, person_key: str, password: str, *, actor: str
 
 
 def change_password(session: Session, person_key: str, old: str, new: str, *,
-                    channel: str = "web", now: datetime | None = None) -> Principal:
+                    channel: str = "web", credential: str | None = None,
+                    now: datetime | None = None) -> Principal:
     """The person's own change: the old password is checked as a login is (throttled, audited),
-    then the new one is set (``must_change`` cleared). Commits."""
-    principal = login(session, person_key, old, channel=channel, now=now)
+    then the new one is set (``must_change`` cleared). ``credential``: the session or token the
+    change comes through, for the audit rows. Commits."""
+    principal = login(session, person_key, old, channel=channel, credential=credential, now=now)
     if new == old:
         raise InvalidInput("新密码不能与原密码相同")
     with store.channel(session, channel, principal.credential):
@@ -112,9 +118,12 @@ def _verify(encoded: str | None, password: str) -> bool:
 
 
 def login(session: Session, person_key: str, password: str, *, channel: str = "web",
+          credential: str | None = None, opener: Opener | None = None,
           now: datetime | None = None) -> Principal:
     """The person if the password is theirs; else ``NotAuthenticated`` (``AccountLocked`` while
-    locked), having counted and audited the failure. ``now`` drives the lock (tests pass it)."""
+    locked), having counted and audited the failure. ``now`` drives the lock (tests pass it).
+    ``opener`` (``sessions.login``) opens a login session in the login's transaction: the login
+    row then names it (``session:<id>``); ``credential`` names the one already in use."""
     moment = now or utcnow()
     key = person_key if isinstance(person_key, str) else ""
     text = password if isinstance(password, str) else ""
@@ -122,7 +131,7 @@ def login(session: Session, person_key: str, password: str, *, channel: str = "w
     if found is None or found.account_id is None:
         _verify(None, text[:MAX_LENGTH])  # the same cost as a known person's attempt
         raise NotAuthenticated()
-    with store.channel(session, channel):
+    with store.channel(session, channel, credential):
         if found.locked_until is not None and found.locked_until > moment and not found.disabled:
             session.rollback()
             raise AccountLocked(_locked_message(session, found.locked_until),
@@ -136,10 +145,14 @@ def login(session: Session, person_key: str, password: str, *, channel: str = "w
         if found.password_hash and _hasher.check_needs_rehash(found.password_hash):
             values["password_hash"] = hash_password(text)
         store.change(session.connection(), found.person_id, moment, **values)
-        store.audit(session, found.person_key, "login", actor=found.person_key,
-                    data={"must_change": found.must_change})
+        data: dict[str, object] = {"must_change": found.must_change}
+        if opener is not None:
+            session_id = opener(session, found, moment)
+            credential, data["session_id"] = f"session:{session_id}", session_id
+        with store.channel(session, channel, credential):
+            store.audit(session, found.person_key, "login", actor=found.person_key, data=data)
         session.commit()
-    return Principal(found.person_id, found.person_key, found.name, channel, None,
+    return Principal(found.person_id, found.person_key, found.name, channel, credential,
                      must_change=found.must_change)
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from core.errors import InvalidInput, NotFound
 from models.db import as_utc, utcnow
-from models.tables import ACCOUNT, PERSON
+from models.tables import ACCOUNT, DEPARTMENT, JURISDICTION, PERSON, ROLE_GRANT, UNIT
 from states.records import Act, record, record_many
 from states.requests import origin_of, set_origin
 
@@ -71,6 +71,18 @@ def get(conn: Connection, person_key: str) -> AccountRow:
 
 def all_accounts(conn: Connection) -> list[AccountRow]:
     return [_row(r) for r in conn.execute(_SELECT.order_by(PERSON.c.key))]
+
+
+def roles_of(conn: Connection, person_id: int) -> list[dict[str, str | None]]:
+    """The person's roles as the org file states them: role, and the unit or jurisdiction (and
+    department) it is held in, by key."""
+    rows = conn.execute(
+        select(ROLE_GRANT.c.role, UNIT.c.key, JURISDICTION.c.key, DEPARTMENT.c.key)
+        .select_from(ROLE_GRANT.outerjoin(UNIT, UNIT.c.id == ROLE_GRANT.c.unit_id)
+                     .outerjoin(JURISDICTION, JURISDICTION.c.id == ROLE_GRANT.c.jurisdiction_id)
+                     .outerjoin(DEPARTMENT, DEPARTMENT.c.id == ROLE_GRANT.c.department_id))
+        .where(ROLE_GRANT.c.person_id == person_id).order_by(ROLE_GRANT.c.id))
+    return [{"role": str(r[0]), "unit": r[1], "jurisdiction": r[2], "department": r[3]} for r in rows]
 
 
 def ensure(conn: Connection, person_id: int, now: datetime | None = None) -> int:
