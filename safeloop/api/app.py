@@ -29,7 +29,7 @@ from core.settings import Settings
 from models.db import make_engine
 from safeloop.api import errors
 from safeloop.api.metrics import Metrics
-from safeloop.api.routes import Prefixed, audit, evidence, health, inbox, workflows
+from safeloop.api.routes import Prefixed, audit, auth, evidence, health, inbox, workflows
 
 API_PREFIX = "/api/v1"
 UPLOAD_PATHS = frozenset({f"{API_PREFIX}/evidence"})
@@ -45,9 +45,10 @@ BASE_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"
 
 
 class RedactSecrets(logging.Filter):
-    """Mask bearer tokens and ``token=`` values in any log record (access logs included)."""
+    """Mask bearer values, ``token=``/``password=`` values and anything shaped like a personal
+    token (``sl_…``) or session secret (``ss_…``) in any log record (access logs included)."""
 
-    PATTERN = re.compile(r"(?i)(bearer\s+|token=)([^\s&\"']+)")
+    PATTERN = re.compile(r"(?i)(bearer\s+|token=|password=)([^\s&\"']+)|\b()(s[ls]_[A-Za-z0-9_-]{20,})")
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -55,7 +56,7 @@ class RedactSecrets(logging.Filter):
         except Exception:  # noqa: BLE001 - a record that does not format is left alone
             return True
         if self.PATTERN.search(text):
-            record.msg, record.args = self.PATTERN.sub(r"\1***", text), None
+            record.msg, record.args = self.PATTERN.sub(lambda m: (m[1] or m[3] or "") + "***", text), None
         return True
 
 
@@ -148,7 +149,8 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
         title="safeloop API",
         version="1",
         description="安全生产双重预防机制工作流 REST API：隐患闭环、分级排查、挂牌督办、风险分级、审计留痕。"
-                    "除 /healthz 与接口文档外，所有接口须以 Authorization: Bearer <令牌> 调用。",
+                    "除 /healthz、POST /api/v1/login 与接口文档外，所有接口须以 "
+                    "Authorization: Bearer <令牌> 调用：个人令牌（sl_…）或登录得到的会话令牌（ss_…）。",
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.settings = settings
@@ -159,6 +161,7 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
     errors.install(app)
 
     api = Prefixed(app.router, API_PREFIX)
+    auth.mount(api)  # before the workflows' routes: /login, /logout, /me are no workflow's
     inbox.mount(api, settings)  # before the workflows' routes: /inbox is no workflow's code
     evidence.mount(api, settings)
     audit.mount(api, settings)

@@ -1,13 +1,20 @@
 """Who is calling, what they may see, and the database session a request works in.
 
-This is the ONLY module of the API that uses ``safeloop.accounts`` (tokens) and
-``states.visibility`` (read scoping): every route gets the caller through ``current_principal``,
-the caller's scope through ``visibility`` and its session through ``session`` -- so swapping how
-people are identified or scoped touches this file alone. The routes see the two through the
-small protocols below (``Caller``, ``Scope``), which name exactly what they use.
+This is the ONLY module of the API that checks credentials (``safeloop.accounts``: personal
+tokens ``sl_…`` and login sessions ``ss_…``) and scopes reads (``states.visibility``); besides
+it only ``routes/auth`` (login, logout, me) uses ``safeloop.accounts``, to open and end sessions.
+Every route gets the caller through ``current_principal``, the caller's scope through
+``visibility`` and its session through ``session`` -- so swapping how people are identified or
+scoped touches this file alone. The routes see the two through the small protocols below
+(``Caller``, ``Scope``), which name exactly what they use.
 
-A request's session carries an ``Origin`` (channel ``api`` and the token's id, never its secret)
-and the rules in force built once from the app's settings, like the CLI's sessions do.
+``authenticated`` checks the bearer credential; ``current_principal`` also refuses (403) a
+session opened with a one-time password until the password is changed: only ``/me``,
+``/me/password`` and ``/logout`` take ``authenticated`` alone.
+
+A request's session carries an ``Origin`` (channel ``api`` and the credential's id --
+``token:<id>`` or ``session:<id>`` -- never its secret) and the rules in force built once from
+the app's settings, like the CLI's sessions do.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from sqlalchemy import ColumnElement, Connection, Table
 from sqlmodel import Session
 
 from core.rules import set_rules
-from safeloop.api.errors import NOT_AUTHENTICATED, NotAuthenticated
+from safeloop.api.errors import NOT_AUTHENTICATED, ApiError, NotAuthenticated
 from states.requests import Origin, set_origin
 from states.workflow import Workflow
 
@@ -39,6 +46,8 @@ class Caller(Protocol):
     def channel(self) -> str: ...
     @property
     def credential(self) -> str | None: ...
+    @property
+    def must_change(self) -> bool: ...
 
 
 class Scope(Protocol):
@@ -79,21 +88,42 @@ def bearer_secret(authorization: str | None) -> str:
     return secret
 
 
-def current_principal(
+MUST_CHANGE = "请先修改一次性密码（POST /api/v1/me/password）后再使用其他功能"
+
+
+def authenticated(
     request: Request,
     session: Annotated[Session, Depends(db)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
-    """The person behind the request's bearer token (401 when there is none or it is not valid)."""
+    """The person behind the request's bearer credential -- a personal token or a login
+    session -- or 401 (one message) when there is none or it is not valid."""
     secret = bearer_secret(authorization)  # no credential: 401 before anything is looked up
+    from safeloop.accounts.sessions import PREFIX, Lifetimes, authenticate_session
     from safeloop.accounts.tokens import authenticate_token
 
     try:
-        principal: Caller = authenticate_token(session, secret, channel="api")
-        session.commit()  # the token's use, if it was recorded, stands on its own
+        principal: Caller
+        if secret.startswith(PREFIX):
+            principal = authenticate_session(
+                session, secret, channel="api",
+                lifetimes=Lifetimes.from_settings(request.app.state.settings))
+        else:
+            principal = authenticate_token(session, secret, channel="api")
+        session.commit()  # the credential's use, if it was recorded, stands on its own
     except BaseException:
         session.rollback()
         raise
+    return principal
+
+
+Authenticated = Annotated[Caller, Depends(authenticated)]
+
+
+def current_principal(principal: Authenticated) -> Caller:
+    """``authenticated``, refusing (403) a session that must first change its one-time password."""
+    if principal.must_change:
+        raise ApiError(403, "password_change_required", MUST_CHANGE)
     return principal
 
 
@@ -107,6 +137,13 @@ def session(request: Request, principal: CurrentPrincipal,
     return opened
 
 
+def own_session(request: Request, principal: Authenticated,
+                opened: Annotated[Session, Depends(db)]) -> Session:
+    """``session`` for the routes a must-change session may still call (me, logout)."""
+    set_origin(opened, _origin(request, principal.credential))
+    return opened
+
+
 def visibility(principal: CurrentPrincipal, opened: Annotated[Session, Depends(db)]) -> Scope:
     """What the caller may see (unknown person: nothing)."""
     from states.visibility import visibility_for
@@ -115,7 +152,15 @@ def visibility(principal: CurrentPrincipal, opened: Annotated[Session, Depends(d
     return found
 
 
+def read_only(opened: Session, person_key: str) -> bool:
+    """Whether the person may only look (``/me``): their scope, without the must-change gate."""
+    from states.visibility import visibility_for
+
+    return bool(visibility_for(opened.connection(), person_key).read_only)
+
+
 DbSession = Annotated[Session, Depends(session)]
+OwnSession = Annotated[Session, Depends(own_session)]
 Visibility = Annotated[Scope, Depends(visibility)]
 
 

@@ -7,7 +7,8 @@
 see; ``field`` names the (first) input at fault for 422. Statuses: 401 not authenticated (with
 ``WWW-Authenticate: Bearer``), 403 not allowed now (state, role or rule), 404 not found (also
 what is out of the caller's scope, so existence never leaks), 409 someone changed it first (a
-stale ``If-Match`` or version), 413 body too large, 415 file type refused, 422 bad input.
+stale ``If-Match`` or version), 413 body too large, 415 file type refused, 422 bad input, 429 an
+account locked after failed logins (with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ log = logging.getLogger("safeloop.api")
 # The error kind's code and HTTP status, by the class name nearest in the error's MRO (names, so
 # a subclass added later -- AccountLocked -- maps through its parent without an edit here).
 KINDS: dict[str, tuple[str, int]] = {
-    "AccountLocked": ("account_locked", 401),
+    "AccountLocked": ("account_locked", 429),  # with Retry-After: seconds until it unlocks
     "NotAuthenticated": ("not_authenticated", 401),
     "PermissionDenied": ("permission_denied", 403),
     "GuardFailed": ("guard_failed", 403),
@@ -98,7 +99,20 @@ def error_response(exc: SafeloopError) -> JSONResponse:
     payload = body(code, exc.message, state=details.get("state"), allowed_events=allowed,
                    fields=_fields(details))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429:
+        headers = {"Retry-After": _retry_after(details.get("until"))}
     return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def _retry_after(until: Any) -> str:
+    """Whole seconds from now until ``until`` (ISO 8601), at least 1."""
+    from datetime import UTC, datetime
+
+    try:
+        left = (datetime.fromisoformat(str(until)) - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError):
+        left = 60
+    return str(max(1, int(left) + (left % 1 > 0)))
 
 
 def validation_fields(errors: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:

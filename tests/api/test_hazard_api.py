@@ -134,12 +134,21 @@ def test_error_shapes(client: TestClient, engine) -> None:
         answer = client.get("/api/v1/hazard", headers=headers)
         assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
         assert answer.json()["error"] == "not_authenticated"
-    # 403: a role that may not; a state that does not allow it; a rule (guard) refusing
-    denied = client.post(f"/api/v1/hazard/{code}/events/assign", headers=auth("feng.hanjie"),
+    # 404: another enterprise's person does not learn that the hazard exists
+    hidden = client.post(f"/api/v1/hazard/{code}/events/assign", headers=auth("feng.hanjie"),
+                         json={"owner": "sun.banzhang", "deadline": deadline()})
+    assert hidden.status_code == 404 and hidden.json()["error"] == "not_found"
+    assert "state" not in hidden.json() and "allowed_events" not in hidden.json()
+    assert hidden.json()["message"] == client.get("/api/v1/hazard/YH-999999", headers=auth(
+        "feng.hanjie")).json()["message"].replace("YH-999999", code)
+    # 403: a role that may not (a rectifier who sees it); a state that does not allow it; a rule
+    denied = client.post(f"/api/v1/hazard/{code}/events/assign", headers=auth("zhou.weixiu"),
                          json={"owner": "sun.banzhang", "deadline": deadline()})
     assert denied.status_code == 403
     assert denied.json()["error"] == "permission_denied" and denied.json()["state"] == "reported"
-    assert denied.json()["allowed_events"] == []
+    may = [e["event"] for e in client.get(f"/api/v1/hazard/{code}",
+                                            headers=auth("zhou.weixiu")).json()["allowed_events"]]
+    assert denied.json()["allowed_events"] == may == ["fix_on_spot"]  # what this caller may do
     wrong_state = client.post(f"/api/v1/hazard/{code}/events/accept", headers=auth("li.anquan"))
     assert wrong_state.status_code == 403
     shape = wrong_state.json()
