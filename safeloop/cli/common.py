@@ -11,7 +11,9 @@ person is the actor (``--as`` may be left off; naming anyone else is refused), a
 rows say ``credential = token:<id>``. With ``SAFELOOP_CLI_REQUIRES_TOKEN=true`` a command that
 changes state refuses to run without a valid token (exit 2): ``--as`` is refused while parsing,
 and a command without ``--as`` (``org load``, ``user …``) is refused when it would commit a
-change (``_guard_writes``).
+change (``_guard_writes``). The read commands' ``--as`` (``reading.ViewAsOpt``) is resolved here
+too (``resolve_viewer``): with a token it is the token's person -- left off or named, never
+anyone else -- and without one the typed person or, left off, the operator.
 """
 
 from __future__ import annotations
@@ -159,6 +161,19 @@ def resolve_actor(typed: str | None, *, default: str | None = None) -> str:
         return typed if typed is not None else str(default)
     if typed is not None and typed != principal.person_key:
         raise NotAuthenticated(f"令牌属于「{principal.person_key}」，不能以「{plain(typed, 64)}」的身份操作"
+                               f"（使用令牌时 --as 只能是令牌本人，或省略）")
+    return principal.person_key
+
+
+def resolve_viewer(typed: str | None) -> str | None:
+    """Whose scope a read command reads with: without a token, ``typed`` (None: the operator,
+    who sees everything); with one, the token's person (a token never reads as the operator,
+    and ``typed`` may not name anyone else)."""
+    principal = token_principal()
+    if principal is None:
+        return typed
+    if typed is not None and typed != principal.person_key:
+        raise NotAuthenticated(f"令牌属于「{principal.person_key}」，不能以「{plain(typed, 64)}」的身份查看"
                                f"（使用令牌时 --as 只能是令牌本人，或省略）")
     return principal.person_key
 

@@ -1,6 +1,8 @@
 """The read side of the CLI: ``--as`` on list, show, export and report commands narrows what is
 read to what that person may see (``states.visibility``); without it the operator sees
-everything, as before. Outside the person's scope is "not found", worded exactly as a code that
+everything, as before. With ``SAFELOOP_TOKEN`` set the command reads as the token's person,
+``--as`` given or not; naming anyone else is refused like a write is (exit 2):
+``common.resolve_viewer``. Outside the person's scope is "not found", worded exactly as a code that
 does not exist, so a command never tells whether something exists elsewhere.
 """
 
@@ -12,13 +14,26 @@ import typer
 from sqlalchemy import exists, select
 from sqlmodel import Session
 
-from core.errors import NotFound
+from core.errors import NotFound, SafeloopError
 from models.tables import ENTERPRISE
+from safeloop.cli.common import resolve_viewer
+from safeloop.cli.usage import click_errors
 from states.visibility import OPERATOR, Visibility, visibility_for
 from states.workflow import Workflow
 
+
+def _viewer(value: str | None) -> str | None:
+    """``resolve_viewer`` while Click parses ``--as``: a refusal is a usage error (exit 2)."""
+    try:
+        return resolve_viewer(value)
+    except SafeloopError as exc:
+        raise click_errors.UsageError(exc.message) from exc
+
+
 ViewAsOpt = Annotated[str | None, typer.Option(
-    "--as", help="以此人的可见范围查看（组织文件中的 id）；不给则为运维人员，可见全部")]
+    "--as", callback=_viewer,
+    help="以此人的可见范围查看（组织文件中的 id）；不给则为运维人员，可见全部；"
+         "设置了 SAFELOOP_TOKEN 时为令牌本人")]
 
 
 def seeing(session: Session, person: str | None) -> Visibility:

@@ -214,3 +214,31 @@ def test_attacks_on_the_token(cli):
     with engine.connect() as conn:
         assert conn.execute(select(ACCOUNT.c.disabled).where(ACCOUNT.c.person_id.is_not(None))).all()
     engine.dispose()
+
+
+def test_a_token_reads_as_its_person(cli):
+    assert cli(*REPORT, "--as", "sun.banzhang").exit_code == 0
+    code = json.loads(cli("hazard", "list", "--json").stdout)["items"][0]["code"]
+    feng, li = _token(cli, "feng.hanjie"), _token(cli, "li.anquan")
+    as_feng, as_li = {"SAFELOOP_TOKEN": feng["token"]}, {"SAFELOOP_TOKEN": li["token"]}
+    # the operator (no token, no --as) sees the hazard; another enterprise's token does not,
+    # --as given or left off, and never reads as the operator
+    assert json.loads(cli("hazard", "list", "--json").stdout)["total"] == 1
+    for extra in ((), ("--as", "feng.hanjie")):
+        listed = cli("hazard", "list", "--json", *extra, env=as_feng)
+        assert listed.exit_code == 0, listed.output
+        assert json.loads(listed.stdout) == {"total": 0, "items": []}
+    hidden = cli("hazard", "show", code, env=as_feng)
+    assert hidden.exit_code == 2 and f"隐患「{code}」不存在" in hidden.output
+    shown = cli("hazard", "show", code, "--json", env=as_li)
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["code"] == code
+    assert json.loads(cli("hazard", "list", "--json", env=as_li).stdout)["total"] == 1
+    # a --as naming someone else is refused like a write's, before anything is read
+    for args in (("hazard", "list", "--as", "wang.zhuren"), ("hazard", "show", code, "--as", "li.anquan"),
+                 ("audit", "export", "--as", "he.shenji")):
+        refused = cli(*args, env=as_feng)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert "令牌属于「feng.hanjie」" in refused.output and "身份查看" in refused.output
+    # a bad token is refused for reading too (never a silent fall-back to the operator)
+    bad = cli("hazard", "list", "--json", env={"SAFELOOP_TOKEN": "sl_" + "A" * 43})
+    assert bad.exit_code == 2 and "未登录或凭据无效" in bad.output and not bad.stdout.startswith("{")
