@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
-from core.errors import InvalidInput, NotAuthenticated
+from core.errors import AccountLocked, InvalidInput, NotAuthenticated
 from models.db import as_utc, utcnow
 from models.tables import ACCOUNT, LOGIN_SESSION, PERSON
 from safeloop.accounts import passwords, store
@@ -141,11 +141,18 @@ def logout(session: Session, principal: Principal, *, now: datetime | None = Non
 def change_password(session: Session, principal: Principal, old: str, new: str, *,
                     now: datetime | None = None) -> Principal:
     """The person's own change (``passwords.change_password``: the old password checked as a
-    login is), then every other open session of theirs ends: whoever else held one must log in
-    with the new password. Commits. The caller's own session lives on, no longer must_change."""
-    changed = passwords.change_password(session, principal.person_key, old, new,
-                                        channel=principal.channel, credential=principal.credential,
-                                        now=now)
+    login is, counted and locking alike), then every other open session of theirs ends: whoever
+    else held one must log in with the new password. Commits. The caller's own session lives
+    on, no longer must_change. A wrong old password is bad input naming ``old`` (the caller is
+    signed in: a 401 would tell their client the session had ended); a lock stays a lock."""
+    try:
+        changed = passwords.change_password(session, principal.person_key, old, new,
+                                            channel=principal.channel, credential=principal.credential,
+                                            now=now)
+    except AccountLocked:
+        raise
+    except NotAuthenticated as exc:
+        raise InvalidInput("原密码不正确", field="old") from exc
     moment = now or utcnow()
     keep = session_id_of(principal.credential)
     others = [int(i) for i in session.connection().execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from core.errors import NotAuthenticated
 from models.db import utcnow
 from models.tables import AUDIT_ENTRY, LOGIN_SESSION
 from safeloop.accounts import passwords, sessions, store, tokens
+from safeloop.api.app import RedactSecrets
 from safeloop.api.deps import MUST_CHANGE
 from tests.api.conftest import auth
 from tests.api.test_hazard_api import OFFSET, deadline, report
@@ -72,6 +73,8 @@ def test_login_me_logout(client: TestClient, engine: Engine) -> None:
     assert set(opened) == {"token", "expires_at", "idle_timeout_s", "must_change"}
     assert sessions.SHAPE.fullmatch(opened["token"]) and opened["must_change"] is False
     assert OFFSET.search(opened["expires_at"]) and opened["idle_timeout_s"] == 30 * 60
+    lifetime = datetime.fromisoformat(opened["expires_at"]) - utcnow()
+    assert timedelta(hours=11, minutes=59) < lifetime <= timedelta(hours=12)
     me = client.get("/api/v1/me", headers=bearer(opened["token"]))
     assert me.status_code == 200, me.text
     body = me.json()
@@ -138,6 +141,7 @@ def test_five_failed_logins_lock_the_account(client: TestClient, engine: Engine)
     assert locked.json()["error"] == "account_locked" and "锁定" in locked.json()["message"]
     assert 1 <= int(locked.headers["retry-after"]) <= 60
     assert counts(engine) == after_lock
+    assert locked.headers["cache-control"] == "no-store"
     # the person's token still works (a lock stops password guessing, not the person's tools)
     assert client.get("/api/v1/hazard", headers=auth("li.anquan")).status_code == 200
 
@@ -159,6 +163,9 @@ def test_one_time_password_session_must_change_first(client: TestClient, engine:
     assert counts(engine) == before
     assert client.get("/api/v1/me", headers=headers).json()["must_change"] is True
     other = login(client, "li.anquan", "one-time-secret-1")  # another device, same one-time password
+    wrong = client.post("/api/v1/me/password", headers=headers,
+                        json={"old": "not-the-password", "new": NEW_PASSWORD})
+    assert wrong.status_code == 422 and wrong.json()["field"] == "old"  # still signed in: not 401
     same = client.post("/api/v1/me/password", headers=headers,
                        json={"old": "one-time-secret-1", "new": "one-time-secret-1"})
     assert same.status_code == 422
@@ -291,3 +298,14 @@ def test_no_secret_or_password_in_any_log_record_or_the_trail(client: TestClient
     for secret in secrets:
         assert secret not in dumped
     assert sessions.digest(opened["token"]) in dumped  # the session row keeps the hash only
+
+
+def test_log_filter_masks_any_secret_that_would_reach_a_log_line() -> None:
+    token, session_secret = "sl_" + "a1B2" * 10 + "xyz", "ss_" + "Q-_9" * 10 + "abc"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               "%s %s Authorization: Bearer %s password=%s next=%s", (
+                                   "GET", f"/x?token={token}", session_secret, "hunter2-long", token), None)
+    assert RedactSecrets().filter(record) is True
+    text = record.getMessage()
+    assert token not in text and session_secret not in text and "hunter2-long" not in text
+    assert text == ("GET /x?token=*** Authorization: Bearer *** password=*** next=***")
