@@ -16,10 +16,16 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_SLOTS = 15  # SQLAlchemy's QueuePool default: pool_size 5 + max_overflow 10
+# SQLite: every transaction is BEGIN IMMEDIATE (models.db), so requests run one at a time anyway;
+# more inside only poll SQLite's busy handler, starve, and time out (503s at 100k hazards). Two:
+# a long audit export does not stop everyone else.
+SQLITE_SLOTS = 2
 
 
 def pool_slots(engine: Any) -> int:
     """How many connections the engine's pool can hand out at once (unbounded pools: default)."""
+    if getattr(getattr(engine, "dialect", None), "name", "") == "sqlite":
+        return SQLITE_SLOTS
     pool = getattr(engine, "pool", None)
     try:
         size, overflow = int(pool.size()), int(getattr(pool, "_max_overflow", 0))  # type: ignore[union-attr]
