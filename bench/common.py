@@ -58,6 +58,8 @@ class Result:
     cpu_ratio: float | None = None  # the same ratio over CPU time, for a loaded machine
     max_seconds: float | None = None  # a wall-clock budget for one run of the measured code
     max_extra_seconds: float | None = None  # seconds - baseline_seconds must stay within this
+    p99_ms: float | None = None  # a latency benchmark's 99th percentile (bench/api.py)
+    max_p99_ms: float | None = None  # …and its budget
 
     @property
     def rate(self) -> float:
@@ -89,13 +91,16 @@ class Result:
             return False
         if self.max_seconds is not None and self.seconds > self.max_seconds:
             return False
+        if self.max_p99_ms is not None and (self.p99_ms is None or self.p99_ms > self.max_p99_ms):
+            return False
         return (self.max_extra_seconds is None
                 or self.seconds - self.baseline_seconds <= self.max_extra_seconds)
 
     @property
     def target(self) -> str:
         """Rate targets read as rates; time budgets (``max_*``) read as seconds and slowdowns."""
-        timed = self.max_seconds is not None or self.max_extra_seconds is not None
+        timed = (self.max_seconds is not None or self.max_extra_seconds is not None
+                 or self.max_p99_ms is not None)
         parts = [f">= {self.target_rate:,.0f}/s"] if self.target_rate or not timed else []
         if self.max_seconds is not None:
             parts.append(f"<= {self.max_seconds:g} s")
@@ -104,6 +109,8 @@ class Result:
                          else f">= {self.target_ratio:.0%} of baseline")
         if self.max_extra_seconds is not None:
             parts.append(f"<= baseline + {self.max_extra_seconds:g} s")
+        if self.max_p99_ms is not None:
+            parts.append(f"p99 <= {self.max_p99_ms:g} ms")
         return ", ".join(parts)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy
 
 from bench import (
+    api,
     audit_verify,
     dispatch,
     fire_batch,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     risk_derive.NAME: risk_derive.run,
     dispatch.NAME: dispatch.run,
     visibility.NAME: visibility.run,
+    api.NAME: api.run,  # uvicorn in a subprocess; PostgreSQL too with SAFELOOP_BENCH_PG_URL
     flow_overhead.NAME: flow_overhead.run,  # last: it imports Prefect, starts its server
 }
 HEADER = ("benchmark", "n", "seconds", "per second", "baseline/s", "ratio", "cpu ratio", "target",

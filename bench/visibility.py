@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bench.common import Result, Stopwatch, new_database, raw_connect, scratch_dir
@@ -44,34 +45,40 @@ PEOPLE = {"regulator": "qian.jianguan", "unit_head": "zhao.chejian"}
 def seed(path: Path, hazards: int, enterprises: int) -> None:
     engine = new_database(path)
     try:
-        with Session(engine, expire_on_commit=False) as session:
-            conn = session.connection()
-            jur = conn.execute(select(JURISDICTION.c.id).where(JURISDICTION.c.key == "xz-edz")).scalar_one()
-            conn.execute(insert(ENT), [{"key": f"b-ent-{e}", "name": f"基准企业{e}",
-                                        "industry": "化工" if e % 2 else "冶金", "jurisdiction_id": jur}
-                                       for e in range(enterprises)])
-            for e, eid in conn.execute(select(ENT.c.key, ENT.c.id).where(ENT.c.key.like("b-ent-%"))).all():
-                ids: dict[str, tuple[int, str]] = {}
-                for short, tier, parent in TREE:
-                    uid = conn.execute(insert(UNIT).values(
-                        key=f"{e}-{short}", name=f"单位{short}", tier=tier.value, enterprise_id=eid,
-                        parent_id=ids[parent][0] if parent else None).returning(UNIT.c.id)).scalar_one()
-                    unit_path = (ids[parent][1] if parent else "/") + f"{uid}/"
-                    conn.execute(update(UNIT).where(UNIT.c.id == uid).values(path=unit_path))
-                    ids[short] = (uid, unit_path)
-            units = conn.execute(select(UNIT.c.id, UNIT.c.enterprise_id).order_by(UNIT.c.id)).all()
-            finder = conn.execute(select(PERSON.c.id).where(PERSON.c.key == "sun.banzhang")).scalar_one()
-            for start in range(0, hazards, 10_000):
-                conn.execute(insert(HAZARD_TABLE), [{
-                    "code": f"YH-{i + 1:06d}", "enterprise_id": units[i % len(units)][1],
-                    "unit_id": units[i % len(units)][0], "title": "压力表失效", "description": "",
-                    "category": "thing", "grade": "general", "location": "", "source": "ad_hoc",
-                    "state": "reported", "version": 1, "found_at": AT, "finder_id": finder,
-                    "measures": "", "escalation_level": 0, "created_at": AT, "updated_at": AT,
-                } for i in range(start, min(start + 10_000, hazards))])
-            session.commit()
+        seed_into(engine, hazards, enterprises)
     finally:
         engine.dispose()
+
+
+def seed_into(engine: Engine, hazards: int, enterprises: int) -> None:
+    """The benchmark's enterprises and hazards on a migrated database holding the demo org
+    (SQLite or PostgreSQL: bench/api.py seeds both)."""
+    with Session(engine, expire_on_commit=False) as session:
+        conn = session.connection()
+        jur = conn.execute(select(JURISDICTION.c.id).where(JURISDICTION.c.key == "xz-edz")).scalar_one()
+        conn.execute(insert(ENT), [{"key": f"b-ent-{e}", "name": f"基准企业{e}",
+                                    "industry": "化工" if e % 2 else "冶金", "jurisdiction_id": jur}
+                                   for e in range(enterprises)])
+        for e, eid in conn.execute(select(ENT.c.key, ENT.c.id).where(ENT.c.key.like("b-ent-%"))).all():
+            ids: dict[str, tuple[int, str]] = {}
+            for short, tier, parent in TREE:
+                uid = conn.execute(insert(UNIT).values(
+                    key=f"{e}-{short}", name=f"单位{short}", tier=tier.value, enterprise_id=eid,
+                    parent_id=ids[parent][0] if parent else None).returning(UNIT.c.id)).scalar_one()
+                unit_path = (ids[parent][1] if parent else "/") + f"{uid}/"
+                conn.execute(update(UNIT).where(UNIT.c.id == uid).values(path=unit_path))
+                ids[short] = (uid, unit_path)
+        units = conn.execute(select(UNIT.c.id, UNIT.c.enterprise_id).order_by(UNIT.c.id)).all()
+        finder = conn.execute(select(PERSON.c.id).where(PERSON.c.key == "sun.banzhang")).scalar_one()
+        for start in range(0, hazards, 10_000):
+            conn.execute(insert(HAZARD_TABLE), [{
+                "code": f"YH-{i + 1:06d}", "enterprise_id": units[i % len(units)][1],
+                "unit_id": units[i % len(units)][0], "title": "压力表失效", "description": "",
+                "category": "thing", "grade": "general", "location": "", "source": "ad_hoc",
+                "state": "reported", "version": 1, "found_at": AT, "finder_id": finder,
+                "measures": "", "escalation_level": 0, "created_at": AT, "updated_at": AT,
+            } for i in range(start, min(start + 10_000, hazards))])
+        session.commit()
 
 
 def _hand_written(raw: object, who: str) -> tuple[str, tuple[object, ...]]:

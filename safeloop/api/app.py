@@ -28,6 +28,7 @@ from core.rules import Rules
 from core.settings import Settings
 from models.db import make_engine
 from safeloop.api import errors
+from safeloop.api.admission import Admission, pool_slots
 from safeloop.api.metrics import Metrics
 from safeloop.api.routes import Prefixed, audit, auth, evidence, health, inbox, workflows
 
@@ -173,6 +174,7 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
                            allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "If-Match"],
                            expose_headers=["ETag", "Location"], allow_credentials=False)
+    app.add_middleware(Admission, slots=pool_slots(app.state.engine))  # no pool-wait deadlock
     app.add_middleware(Guard, max_body=settings.api_max_body_bytes,
                        max_upload=settings.api_max_upload_bytes, metrics=app.state.metrics)
     install_log_redaction()

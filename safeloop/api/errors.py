@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -53,6 +54,51 @@ KINDS: dict[str, tuple[str, int]] = {
     "SafeloopError": ("error", 400),
 }
 NOT_AUTHENTICATED = "未登录或凭据无效"
+UNPARSABLE = "请求体无法解析（应为 UTF-8 编码的 JSON，上传文件为 multipart/form-data）"
+
+
+class ErrorBody(BaseModel):
+    """The one error shape (the OpenAPI document names it for every error status)."""
+
+    error: str = Field(description="错误类别，如 not_found、conflict、invalid_input")
+    message: str = Field(description="中文说明")
+    state: str | None = Field(default=None, description="实体当前状态（调用者可见时）")
+    allowed_events: list[str] | None = Field(default=None, description="调用者现在可执行的操作")
+    field: str | None = Field(default=None, description="出错的（第一个）输入字段")
+    fields: list[str] | None = Field(default=None, description="出错的全部输入字段")
+
+
+ERROR_DESCRIPTIONS = {
+    401: "未登录或令牌无效（已过期、已撤销、账号停用或锁定）",
+    403: "无权执行（角色、状态或规则不允许；审计人员只读）",
+    404: "不存在，或不在调用者可见范围内",
+    409: "已被他人修改（If-Match 版本过期）或与现有记录冲突",
+    413: "请求体过大",
+    415: "文件类型不被接受（按内容识别）",
+    422: "输入有误（指明字段）",
+    503: "数据库暂时不可用，请稍后重试",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses=`` entries for these error statuses, all with ``ErrorBody``."""
+    return {status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]}
+            for status in statuses}
+
+
+def documented_errors(method: str, path: str) -> dict[int | str, dict[str, Any]]:
+    """The errors an API route can answer, from what it is: every authenticated route may say
+    401/422/503; one naming an entity 404; the audit routes 403 (auditors only); every POST may
+    be refused (403), miss its entity or a referenced one (404), lose a race (409) or be too
+    large (413). A route adds its own (evidence: 415) through its ``responses=``."""
+    found = {401, 422, 503}
+    if "{" in path:
+        found.add(404)
+    if "/audit" in path:
+        found.add(403)
+    if method.upper() == "POST":
+        found |= {403, 404, 409, 413}
+    return responses(*sorted(found))
 
 
 class ApiError(SafeloopError):
@@ -143,6 +189,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI/Starlette could not parse: bad input
+            return JSONResponse(body("invalid_input", UNPARSABLE, fields=["body"]), status_code=422)
         texts = {404: "没有这个地址", 405: "此地址不支持该请求方法", 401: NOT_AUTHENTICATED,
                  413: "请求体过大"}
         codes = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated",

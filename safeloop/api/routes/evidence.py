@@ -20,7 +20,7 @@ from core.settings import Settings
 from safeloop import evidence
 from safeloop.api import sniff
 from safeloop.api.deps import CurrentPrincipal, DbSession, Visibility
-from safeloop.api.errors import ApiError
+from safeloop.api.errors import ApiError, responses
 from safeloop.api.routes import Prefixed
 from safeloop.api.routes.workflows import READ_ONLY
 
@@ -74,4 +74,4 @@ def mount(router: Prefixed, settings: Settings) -> None:
 
     router.add_api_route("/evidence", upload, methods=["POST"], status_code=201, tags=["证据"],
                          summary="上传证据文件（按 SHA-256 存储；返回可用于操作 evidence 字段的引用）",
-                         operation_id="upload_evidence")
+                         operation_id="upload_evidence", responses=responses(415))

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from core.errors import SafeloopError
 from safeloop.api.deps import CurrentPrincipal
+from safeloop.api.errors import responses
 from safeloop.api.metrics import CONTENT_TYPE_LATEST
 from safeloop.api.routes import Prefixed
 from safeloop.database import require_ready
@@ -45,6 +46,8 @@ def mount(router: Prefixed) -> None:
         return Response(request.app.state.metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
     router.add_api_route("/healthz", healthz, methods=["GET"], tags=["运行"], operation_id="healthz",
-                         summary="健康检查：数据库可连接且迁移为最新", response_class=JSONResponse)
+                         summary="健康检查：数据库可连接且迁移为最新", response_class=JSONResponse,
+                     responses={503: {"description": "数据库无法连接或迁移不是最新"}})
     router.add_api_route("/metrics", metrics, methods=["GET"], tags=["运行"], operation_id="metrics",
-                         summary="Prometheus 指标（按路由模板统计请求数与耗时）", response_class=Response)
+                         summary="Prometheus 指标（按路由模板统计请求数与耗时）", response_class=Response,
+                     responses=responses(401))

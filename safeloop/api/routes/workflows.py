@@ -13,6 +13,7 @@ No ``from __future__ import annotations``: the handlers' annotations name models
 from typing import Annotated, Any
 
 from fastapi import Body, Header, Path, Query, Response
+from pydantic_core import PydanticUndefined
 from sqlmodel import Session
 
 from core.errors import ConcurrentUpdate, GuardFailed, PermissionDenied, SafeloopError, TransitionNotAllowed
@@ -154,11 +155,14 @@ def _fired(workflow: Workflow, result: engine.FireResult, row: dict[str, Any]) -
 
 def _mount_event(router: Prefixed, workflow: Workflow, rule: EventRule) -> None:
     model = body_model(workflow, rule)
-    default: Any = ... if required(model) else None
+    # A required body: no None in its type and FastAPI's "no default" (not ``...``, which FastAPI
+    # took as a default and handed the handler an Ellipsis -- a 500 schemathesis found).
+    body_type: Any = model if required(model) else model | None
+    default: Any = PydanticUndefined if required(model) else None
 
     def fire_event(code: CodePath, response: Response, caller: CurrentPrincipal,
                    session: DbSession, scope: Visibility, if_match: IfMatch = None,
-                   body: Annotated[model | None, Body()] = default,  # type: ignore[valid-type]
+                   body: Annotated[body_type, Body()] = default,  # type: ignore[valid-type]
                    ) -> dict[str, Any]:
         row = queries.entity(session.connection(), workflow, code, scope.where(workflow))
         _refuse_read_only(scope)
