@@ -10,6 +10,7 @@ An event sent with ``If-Match: "<version>"`` is fired with that expected version
 No ``from __future__ import annotations``: the handlers' annotations name models built here.
 """
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Body, Header, Path, Query, Response
@@ -32,14 +33,21 @@ from states.workflow import EventRule, Workflow
 
 
 class CodeRoute(APIRoute):
-    """A route whose ``{code}`` may hold a slash (an inspection task's code is
-    ``<plan>/<period>``): it matches as ``{code:path}`` -- raw or sent as %2F -- while its path,
-    the OpenAPI document and the metrics' route label stay ``{code}``. An event route's fixed
-    ``/events/<name>`` tail still ends the code."""
+    """A route whose ``{code}`` may hold one slash (an inspection task's code is
+    ``<plan>/<period>``, and plan keys hold none), raw or sent as %2F, while its path, the
+    OpenAPI document and the metrics' route label stay ``{code}``. One slash at most, so
+    ``<code>/events/<unknown>`` still matches no route (404), not the show route (405).
+    """
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        self.path_regex, _, self.param_convertors = compile_path(path.replace("{code}", "{code:path}"))
+        regex, _, self.param_convertors = compile_path(path)
+        self.path_regex = re.compile(regex.pattern.replace(f"(?P<code>{STR_PART})", f"(?P<code>{CODE_PART})"))
+        assert self.path_regex.pattern != regex.pattern, path
+
+
+STR_PART = "[^/]+"  # starlette's pattern for a plain path parameter
+CODE_PART = "[^/]+(?:/(?!events$)[^/]+)?"  # "<code>/events" is an event path cut short, no code
 
 
 CodePath = Annotated[str, Path(min_length=1, max_length=64, description="编号，如 YH-000001")]
