@@ -10,11 +10,14 @@ An event sent with ``If-Match: "<version>"`` is fired with that expected version
 No ``from __future__ import annotations``: the handlers' annotations name models built here.
 """
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Body, Header, Path, Query, Response
+from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
 from sqlmodel import Session
+from starlette.routing import compile_path
 
 from core.errors import ConcurrentUpdate, GuardFailed, PermissionDenied, SafeloopError, TransitionNotAllowed
 from core.settings import Settings
@@ -28,6 +31,25 @@ from safeloop.api.routes.bodies import body_model, required, split
 from states import engine
 from states.registry import WORKFLOWS
 from states.workflow import EventRule, Workflow
+
+
+class CodeRoute(APIRoute):
+    """A route whose ``{code}`` may hold one slash (an inspection task's code is
+    ``<plan>/<period>``, and plan keys hold none), raw or sent as %2F, while its path, the
+    OpenAPI document and the metrics' route label stay ``{code}``. One slash at most, so
+    ``<code>/events/<unknown>`` still matches no route (404), not the show route (405).
+    """
+
+    def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        regex, _, self.param_convertors = compile_path(path)
+        self.path_regex = re.compile(regex.pattern.replace(f"(?P<code>{STR_PART})", f"(?P<code>{CODE_PART})"))
+        assert self.path_regex.pattern != regex.pattern, path
+
+
+STR_PART = "[^/]+"  # starlette's pattern for a plain path parameter
+CODE_PART = "[^/]+(?:/(?!events$)[^/]+)?"  # "<code>/events" is an event path cut short, no code
+
 
 CodePath = Annotated[str, Path(min_length=1, max_length=64, description="编号，如 YH-000001")]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64,
@@ -121,6 +143,7 @@ def _mount_reads(router: Prefixed, workflow: Workflow, settings: Settings) -> No
     router.add_api_route(f"/{name}", list_entities, methods=["GET"], tags=[label],
                          summary=f"{label}列表", operation_id=f"list_{name}")
     router.add_api_route(f"/{name}/{{code}}", show_entity, methods=["GET"], tags=[label],
+                         route_class_override=CodeRoute,
                          summary=f"{label}详情：字段、证据、当前可执行的操作、审计时间线",
                          operation_id=f"show_{name}")
 
@@ -181,6 +204,7 @@ def _mount_event(router: Prefixed, workflow: Workflow, rule: EventRule) -> None:
 
     summary = f"{rule.label}（{'、'.join(workflow.state_label(s) for s in rule.sources)} 时可执行）"
     router.add_api_route(f"/{workflow.name}/{{code}}/events/{rule.name}", fire_event,
+                         route_class_override=CodeRoute,
                          methods=["POST"], tags=[workflow.label], summary=summary,
                          description=_describe(workflow, rule),
                          operation_id=f"{workflow.name}_{rule.name}")
