@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.rules import Rules
@@ -68,8 +69,12 @@ def install_log_redaction() -> None:
             logger.addFilter(RedactSecrets())
 
 
-class TooLarge(Exception):
-    pass
+class TooLarge(StarletteHTTPException):
+    """A body over the cap. An HTTPException, so that FastAPI re-raises it when it happens while
+    the body is read (any other error there becomes 400 "error parsing the body")."""
+
+    def __init__(self) -> None:
+        super().__init__(413)
 
 
 class Guard:

@@ -139,7 +139,7 @@ def test_huge_bodies_and_long_strings(api: tuple[TestClient, Tokens, Path], engi
         declared = client.post(f"{API}/hazard", content=huge, headers=headers)
         assert declared.status_code == 413 and declared.json()["error"] == "payload_too_large"
         streamed = client.post(f"{API}/hazard", content=_chunks(huge), headers=headers)
-        assert streamed.status_code in (400, 413)  # refused while read (413: see the xfail below)
+        assert streamed.status_code == 413  # refused while it is read
         for path, body, field in (
                 (f"{API}/hazard", {"unit": "jinhua-team-a", "title": long, "category": "thing",
                                    "grade": "general"}, "title"),
@@ -159,8 +159,6 @@ def _chunks(data: bytes) -> Iterator[bytes]:
         yield data[start:start + 16 * 1024]
 
 
-@pytest.mark.xfail(strict=True, reason="app.Guard raises TooLarge inside receive(); FastAPI turns any "
-                   "exception while reading a body into 400 'There was an error parsing the body'")
 def test_chunked_body_over_the_cap_is_413(api: tuple[TestClient, Tokens, Path], engine: Engine) -> None:
     client, tokens, storage = api
     huge = b'{"title": "' + b"x" * (BODY_CAP + 1) + b'"}'
