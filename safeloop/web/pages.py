@@ -180,7 +180,7 @@ def logout(visit: Visit) -> Response:
 
 
 def password_form(visit: Visit) -> Response:
-    return visit.page("password.html", must_change=visit.principal.must_change)
+    return visit.page("password.html", must_change=visit.principal.must_change, message=None)
 
 
 def password_submit(visit: Visit) -> Response:
