@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -85,9 +86,9 @@ def fire(engine: Engine, code: str, event: str, who: str, comment: str | None = 
         state_engine.fire(session, WORKFLOWS["hazard"], code, event, actor=who, comment=comment, data=data)
 
 
-def in_a_week() -> str:
-    """A deadline as the form's datetime-local field gives it (local time, no zone)."""
-    return (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M")
+def in_a_week(zone: str = "Asia/Shanghai") -> str:
+    """A deadline as the form's datetime-local field gives it (local time in the settings' zone)."""
+    return (datetime.now(ZoneInfo(zone)) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M")
 
 
 def counts(engine: Engine) -> dict[str, int]:
