@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # long without a request (idle) or this long after the login (absolute), whichever is first.
     session_idle_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = 30 * 60
     session_lifetime_s: Annotated[int, Field(ge=300, le=90 * 86_400)] = 12 * 3600
+    # The web app's session cookie carries ``Secure`` (sent over HTTPS only): set it wherever the
+    # pages are served over HTTPS (behind a TLS proxy too); off for the demo on http://127.0.0.1.
+    web_cookie_secure: bool = False
     # REST API (``safeloop web``): browser origins allowed to call it (JSON list, e.g.
     # SAFELOOP_API_CORS_ORIGINS='["https://yh.example.cn"]'; empty: CORS stays closed), the largest
     # request body (JSON) and evidence upload, and the page sizes of lists (default and maximum).

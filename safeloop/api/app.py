@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.rules import Rules
 from core.settings import Settings
 from models.db import make_engine
+from safeloop import web
 from safeloop.api import errors
 from safeloop.api.admission import Admission, pool_slots
 from safeloop.api.metrics import Metrics
@@ -36,12 +37,16 @@ from safeloop.api.routes import Prefixed, audit, auth, evidence, health, inbox, 
 API_PREFIX = "/api/v1"
 UPLOAD_PATHS = frozenset({f"{API_PREFIX}/evidence"})
 MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries around an upload at the cap
+API_PAGES = ("/api/", "/healthz", "/metrics")  # every other path is the web app's (its CSP)
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_CSP = ("default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
             "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
             "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
             "frame-ancestors 'none'; base-uri 'none'")
+# The web app's pages (``safeloop.web``): their own vendored script and stylesheet, forms to this site.
+WEB_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 BASE_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                 (b"referrer-policy", b"no-referrer")]
 
@@ -91,7 +96,7 @@ class Guard:
         cap = self.max_upload + MULTIPART_OVERHEAD if path in UPLOAD_PATHS else self.max_body
         headers = dict(scope.get("headers") or [])
         credentialed = b"authorization" in headers or path.startswith("/api/")
-        csp = DOCS_CSP if path in DOCS_PATHS else API_CSP
+        csp = DOCS_CSP if path in DOCS_PATHS else API_CSP if path.startswith(API_PAGES) else WEB_CSP
         started, status = time.perf_counter(), 500
         response_started = False
 
@@ -173,6 +178,7 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
     audit.mount(api, settings)
     workflows.mount(api, settings)
     health.mount(Prefixed(app.router))
+    web.mount(app)  # the pages (safeloop.web): /login, / (inbox), /{workflow}/{code}, /static
 
     if settings.api_cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.api_cors_origins),

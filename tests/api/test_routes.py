@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from core.settings import Settings
 from safeloop.api import deps
 from safeloop.api.app import create_app
+from safeloop.web import is_page
 from states.registry import WORKFLOWS
 from tests.api.conftest import auth
 
@@ -35,7 +36,7 @@ def test_every_route_but_health_login_and_docs_requires_authentication(app: Fast
         path = getattr(route, "path", None)
         assert path is not None, f"a route without a path: {route!r}"
         paths.add(path)
-        if path in PUBLIC:
+        if path in PUBLIC or is_page(route):  # the pages' own check: tests/web/test_web_routes.py
             continue
         assert isinstance(route, APIRoute), f"{path}: not an API route, so not authenticated"
         calls = _calls(route.dependant)
@@ -50,7 +51,7 @@ def test_every_route_but_health_login_and_docs_requires_authentication(app: Fast
 def test_every_protected_route_answers_401_without_a_token(app: FastAPI) -> None:
     with TestClient(app) as client:  # no stand-in: the real dependency refuses first
         for route in app.routes:
-            if route.path in PUBLIC or not isinstance(route, APIRoute):
+            if route.path in PUBLIC or is_page(route) or not isinstance(route, APIRoute):
                 continue
             path = re.sub(r"\{[^}]+\}", "X-1", route.path)
             for method in route.methods:

@@ -1,0 +1,30 @@
+"""The web app: server-rendered pages (Jinja2, zh-CN) for phones and office browsers, on the same
+ASGI app, authentication, read scoping and engine calls as the REST API (``safeloop.api``).
+
+``mount(app)`` adds the pages and the vendored static files (htmx, one stylesheet; no CDN).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+STATIC = Path(__file__).parent / "static"
+# The pages anyone may open: the login form and the static files (htmx, the stylesheet).
+PUBLIC_PAGES = frozenset({"/login", "/static"})
+
+
+def is_page(route: Any) -> bool:
+    """Whether ``route`` of the app's route table is the web app's (a page or its static files)."""
+    endpoint = getattr(route, "endpoint", None)
+    return getattr(route, "name", None) == "static" or (
+        endpoint is not None and getattr(endpoint, "__module__", "").startswith("safeloop.web."))
+
+
+def mount(app: Any) -> None:
+    from starlette.staticfiles import StaticFiles
+
+    from safeloop.web import pages
+
+    pages.mount(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
