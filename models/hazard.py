@@ -18,12 +18,13 @@ def _ts(**kw: object) -> Column:  # type: ignore[type-arg]
 
 
 class Hazard(SQLModel, table=True):
-    __table_args__ = (Index("ix_hazard_state_deadline", "state", "deadline"),)
+    __table_args__ = (Index("ix_hazard_state_deadline", "state", "deadline"),
+                      Index("ix_hazard_unit_state", "unit_id", "state"))
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, index=True, max_length=32)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
-    unit_id: int = Field(foreign_key="unit.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")  # indexed with state: ix_*_unit_state
     title: str = Field(max_length=200)
     description: str = Field(default="")
     category: str = Field(max_length=16)

@@ -71,6 +71,7 @@ class InspectionTask(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("plan_id", "period_key", name="uq_task_plan_period"),
         Index("ix_task_state_period_end", "state", "period_end"),
+        Index("ix_inspection_task_unit_state", "unit_id", "state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -80,7 +81,7 @@ class InspectionTask(SQLModel, table=True):
     period_start: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     period_end: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
-    unit_id: int = Field(foreign_key="unit.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")  # indexed with state: ix_*_unit_state
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
     template_id: int = Field(foreign_key="checklist_template.id")
     assignee_id: int | None = Field(default=None, foreign_key="person.id")

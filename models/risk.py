@@ -38,12 +38,13 @@ class RiskPoint(SQLModel, table=True):
     __table_args__ = (
         Index("ix_risk_point_state_review_due", "state", "review_due"),
         Index("ix_risk_point_dirty", "checklist_dirty", "enterprise_id"),
+        Index("ix_risk_point_unit_state", "unit_id", "state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=32)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
-    unit_id: int = Field(foreign_key="unit.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")  # indexed with state: ix_*_unit_state
     name: str = Field(max_length=200)
     kind: str = Field(max_length=16, description="facility 设备设施/场所区域 | operation 作业活动")
     area_id: int | None = Field(default=None, foreign_key="site_area.id")

@@ -25,13 +25,14 @@ OPEN_LISTING = text("state <> 'delisted'")
 
 class Listing(SQLModel, table=True):
     __table_args__ = (Index("uq_listing_open_hazard", "hazard_id", unique=True,
-                            postgresql_where=OPEN_LISTING, sqlite_where=OPEN_LISTING),)
+                            postgresql_where=OPEN_LISTING, sqlite_where=OPEN_LISTING),
+                      Index("ix_listing_unit_state", "unit_id", "state"))
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=32)
     hazard_id: int = Field(foreign_key="hazard.id", index=True)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
-    unit_id: int = Field(foreign_key="unit.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")  # indexed with state: ix_*_unit_state
     department_id: int | None = Field(default=None, foreign_key="department.id")
     state: str = Field(max_length=32, index=True)
     version: int = Field(default=1)
@@ -64,11 +65,12 @@ class Listing(SQLModel, table=True):
 
 class SuspensionOrder(SQLModel, table=True):
     __tablename__ = "suspension_order"
+    __table_args__ = (Index("ix_suspension_order_unit_state", "unit_id", "state"),)
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=32)
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
-    unit_id: int = Field(foreign_key="unit.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")  # indexed with state: ix_*_unit_state
     hazard_id: int | None = Field(default=None, foreign_key="hazard.id")
     state: str = Field(max_length=32, index=True)
     version: int = Field(default=1)

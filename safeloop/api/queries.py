@@ -206,21 +206,32 @@ def evidence_refs(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _grant_scope(workflow: Workflow, grant: Grant) -> ColumnElement[bool] | None:
-    """Rows where this grant gives its role (set-wise ``Actor.roles_at``), or None if nowhere."""
+    """Rows where this grant gives its role (set-wise ``Actor.roles_at``), or None if nowhere.
+
+    Written as ``IN`` subqueries over the org tables (a few thousand rows) on the entity table's
+    own columns, so the entity side is an index search on (unit_id, state) rather than a join
+    filtered row by row (bench/api.py: the inbox at 100,000 hazards)."""
     table = workflow.table
     parts: list[ColumnElement[bool]] = []
     unit_scoped = "unit_id" in table.c
     if grant.unit_id is not None and unit_scoped:
-        parts.append(UNIT.c.path.like(f"%/{grant.unit_id}/%"))
+        parts.append(table.c.unit_id.in_(
+            select(UNIT.c.id).where(UNIT.c.path.like(f"%/{grant.unit_id}/%"))))
     if grant.jurisdiction_id is not None:
         in_tree = JURISDICTION.c.path.like(f"%/{grant.jurisdiction_id}/%")
-        if grant.role == Role.regulator.value and grant.industries is not None:
-            if unit_scoped:
-                in_tree = and_(in_tree, ENTERPRISE.c.industry.in_(sorted(grant.industries)))
-            elif "department_id" in table.c:
-                in_tree = and_(in_tree, or_(table.c.department_id.is_(None),
-                                            table.c.department_id == grant.department_id))
-        parts.append(in_tree)
+        regulated = grant.role == Role.regulator.value and grant.industries is not None
+        if unit_scoped:
+            enterprises = select(ENTERPRISE.c.id).join(
+                JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id).where(in_tree)
+            if regulated:
+                enterprises = enterprises.where(ENTERPRISE.c.industry.in_(sorted(grant.industries or ())))
+            parts.append(table.c.enterprise_id.in_(enterprises))
+        else:
+            condition = table.c.jurisdiction_id.in_(select(JURISDICTION.c.id).where(in_tree))
+            if regulated and "department_id" in table.c:
+                condition = and_(condition, or_(table.c.department_id.is_(None),
+                                                table.c.department_id == grant.department_id))
+            parts.append(condition)
     return or_(*parts) if parts else None
 
 
@@ -246,18 +257,12 @@ def _inbox_select(workflow: Workflow, actor: Actor, where: ColumnElement[bool] |
     due_value = due if due is not None else null().cast(DateTime(timezone=True))
     text = next((table.c[c] for c in TEXT_COLUMNS if c in table.c), None)
     overdue = case((and_(due.is_not(None), due < now), 1), else_=0) if due is not None else literal(0)
-    if "unit_id" in table.c:
-        source = (table.join(UNIT, UNIT.c.id == table.c.unit_id)
-                  .join(ENTERPRISE, ENTERPRISE.c.id == table.c.enterprise_id)
-                  .join(JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id))
-    else:
-        source = table.join(JURISDICTION, JURISDICTION.c.id == table.c.jurisdiction_id)
     stmt = select(
         literal(workflow.name).label("kind"), table.c.id.label("id"), table.c.code.label("code"),
         table.c.state.label("state"), table.c.version.label("version"),
         (text if text is not None else literal("")).label("title"),
         due_value.label("due"), overdue.label("overdue"),
-    ).select_from(source).where(condition)
+    ).where(condition)
     if where is not None:
         stmt = stmt.where(where)
     return stmt
