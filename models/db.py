@@ -18,6 +18,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+READ_ONLY = "safeloop_read_only"  # execution option: this engine's transactions only read
+
+
 def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL and ``BEGIN IMMEDIATE`` so writers queue, not deadlock."""
     if url.startswith("postgresql://"):
@@ -43,7 +46,31 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        # A read-only engine (``read_only``) begins deferred: WAL readers run side by side and
+        # never wait for the write lock; query_only makes a write there fail loudly instead of
+        # racing for the lock. The flag stays on the DB-API connection, so it is reset (only
+        # then) when the pool hands that connection to a writer.
+        info = conn.connection.info
+        if conn.get_execution_options().get(READ_ONLY):
+            if not info.get(READ_ONLY):
+                conn.exec_driver_sql("PRAGMA query_only=1")
+                info[READ_ONLY] = True
+            conn.exec_driver_sql("BEGIN")
+            return
+        if info.get(READ_ONLY):
+            conn.exec_driver_sql("PRAGMA query_only=0")
+            info[READ_ONLY] = False
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(bind: Engine | Connection) -> Engine | Connection:
+    """The same engine (same pool) for work that only reads: on SQLite its transactions begin
+    deferred and refuse writes (see ``_configure_sqlite``). Elsewhere, or given one connection
+    (a test binding everything to one transaction), the bind as is: a Connection's options
+    would change that connection itself."""
+    if isinstance(bind, Engine) and bind.dialect.name == "sqlite":
+        return bind.execution_options(**{READ_ONLY: True})
+    return bind
 
 
 def schema_ready(bind: Engine | Connection) -> bool:

@@ -96,10 +96,11 @@ _AUTH = (select(LOGIN_SESSION.c.id, LOGIN_SESSION.c.created_at, LOGIN_SESSION.c.
 
 
 def authenticate_session(session: Session, secret: str, *, channel: str, lifetimes: Lifetimes,
-                         now: datetime | None = None) -> Principal:
+                         now: datetime | None = None, writer: Session | None = None) -> Principal:
     """The session's person, or ``NotAuthenticated`` (one message) for a malformed, unknown,
     logged-out, idle or expired session or a disabled account -- having written nothing. A live
-    session's ``last_seen_at`` is moved on (at most once a ``TOUCH_INTERVAL``) and committed."""
+    session's ``last_seen_at`` is moved on (at most once a ``TOUCH_INTERVAL``) and committed,
+    in ``writer`` when given (a request that only reads keeps its own session read-only)."""
     moment = now or utcnow()
     if not isinstance(secret, str) or SHAPE.fullmatch(secret) is None:
         raise NotAuthenticated()
@@ -115,9 +116,11 @@ def authenticate_session(session: Session, secret: str, *, channel: str, lifetim
         session.rollback()
         raise NotAuthenticated()
     if moment - last_seen >= TOUCH_INTERVAL:
-        session.connection().execute(update(LOGIN_SESSION).where(LOGIN_SESSION.c.id == session_id)
-                                     .values(last_seen_at=moment))
-        session.commit()
+        touch = writer or session
+        seen = LOGIN_SESSION.c.last_seen_at
+        touch.connection().execute(update(LOGIN_SESSION).where(
+            LOGIN_SESSION.c.id == session_id, seen <= moment - TOUCH_INTERVAL).values(last_seen_at=moment))
+        touch.commit()
     return Principal(int(row[5]), str(row[6]), str(row[7]), channel, f"{CREDENTIAL}{session_id}",
                      must_change=bool(row[9]))
 

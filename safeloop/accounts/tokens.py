@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlmodel import Session
 
 from core.errors import InvalidInput, NotAuthenticated, NotFound, PermissionDenied
@@ -150,10 +150,11 @@ _AUTH = (select(API_TOKEN.c.id, API_TOKEN.c.expires_at, API_TOKEN.c.revoked_at,
 
 
 def authenticate_token(session: Session, secret: str, *, channel: str = "api",
-                       now: datetime | None = None) -> Principal:
+                       now: datetime | None = None, writer: Session | None = None) -> Principal:
     """The token's person, or ``NotAuthenticated`` (one message) for a malformed, unknown,
     expired or revoked token or a disabled account. Call it first on a fresh session: when it
-    records the use (see the module) it commits."""
+    records the use (see the module) it commits -- in ``writer`` when given (a request that only
+    reads keeps its own session read-only and records the use beside it)."""
     moment = now or utcnow()
     if not isinstance(secret, str) or SHAPE.fullmatch(secret) is None:
         raise NotAuthenticated()
@@ -166,10 +167,19 @@ def authenticate_token(session: Session, secret: str, *, channel: str = "api",
         raise NotAuthenticated()
     credential = f"token:{token_id}"
     if last_used is None or moment - last_used >= USE_AUDIT_INTERVAL:
-        with store.channel(session, channel, credential):
-            session.connection().execute(update(API_TOKEN).where(API_TOKEN.c.id == token_id)
-                                         .values(last_used_at=moment))
-            store.audit(session, str(row[5]), "token_use", actor=str(row[5]),
-                        data={"token_id": token_id})
-            session.commit()
+        _record_use(writer or session, token_id, str(row[5]), channel, credential, moment)
     return Principal(int(row[4]), str(row[5]), str(row[6]), channel, credential)
+
+
+def _record_use(session: Session, token_id: int, person_key: str, channel: str, credential: str,
+                moment: datetime) -> None:
+    """``last_used_at`` and one ``token_use`` audit row; when requests race, the UPDATE's own
+    condition lets exactly one of them record it. Commits."""
+    with store.channel(session, channel, credential):
+        used = API_TOKEN.c.last_used_at
+        touched = session.connection().execute(update(API_TOKEN).where(
+            API_TOKEN.c.id == token_id, or_(used.is_(None), used <= moment - USE_AUDIT_INTERVAL))
+            .values(last_used_at=moment)).rowcount
+        if touched:
+            store.audit(session, person_key, "token_use", actor=person_key, data={"token_id": token_id})
+        session.commit()

@@ -27,10 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.rules import Rules
 from core.settings import Settings
-from models.db import make_engine
+from models.db import make_engine, read_only
 from safeloop import web
 from safeloop.api import errors
-from safeloop.api.admission import Admission, pool_slots
+from safeloop.api.admission import Admission, gates_for
 from safeloop.api.metrics import Metrics
 from safeloop.api.routes import Prefixed, audit, auth, evidence, health, inbox, workflows
 
@@ -167,6 +167,7 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url,
                                              busy_timeout_s=settings.sqlite_busy_timeout_s)
+    app.state.read_engine = read_only(app.state.engine)  # GET requests (safeloop.api.deps.db)
     app.state.rules = Rules.from_settings(settings)
     app.state.metrics = Metrics()
     errors.install(app)
@@ -185,7 +186,7 @@ def create_app(settings: Settings, *, engine: Any = None) -> FastAPI:
                            allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "If-Match"],
                            expose_headers=["ETag", "Location"], allow_credentials=False)
-    app.add_middleware(Admission, slots=pool_slots(app.state.engine))  # no pool-wait deadlock
+    app.add_middleware(Admission, gates=gates_for(app.state.engine))  # no pool-wait deadlock
     app.add_middleware(Guard, max_body=settings.api_max_body_bytes,
                        max_upload=settings.api_max_upload_bytes, metrics=app.state.metrics)
     install_log_redaction()

@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Connection, Table
 from sqlmodel import Session
 
 from core.rules import set_rules
+from safeloop.api.admission import READING
 from safeloop.api.errors import NOT_AUTHENTICATED, ApiError, NotAuthenticated
 from states.requests import Origin, set_origin
 from states.workflow import Workflow
@@ -67,10 +68,18 @@ def _origin(request: Request, credential: str | None) -> Origin:
                   tolerance=timedelta(seconds=settings.time_tolerance_s))
 
 
+def reads_only(request: Request) -> bool:
+    return request.method in READING
+
+
 def db(request: Request) -> Iterator[Session]:
     """One session per request on the app's engine, with the rules in force; the origin says
-    ``api`` from the start and gets the caller's credential once they are authenticated."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    ``api`` from the start and gets the caller's credential once they are authenticated.
+    A request that only reads gets the read-only engine (SQLite: deferred transactions side by
+    side, writes refused), so reads never queue behind the write lock."""
+    state = request.app.state
+    with Session(state.read_engine if reads_only(request) else state.engine,
+                 expire_on_commit=False) as session:
         set_origin(session, _origin(request, None))
         set_rules(session, request.app.state.rules)
         try:
@@ -102,18 +111,23 @@ def authenticated(
     from safeloop.accounts.sessions import PREFIX, Lifetimes, authenticate_session
     from safeloop.accounts.tokens import authenticate_token
 
-    try:
-        principal: Caller
-        if secret.startswith(PREFIX):
-            principal = authenticate_session(
-                session, secret, channel="api",
-                lifetimes=Lifetimes.from_settings(request.app.state.settings))
-        else:
-            principal = authenticate_token(session, secret, channel="api")
-        session.commit()  # the credential's use, if it was recorded, stands on its own
-    except BaseException:
-        session.rollback()
-        raise
+    # A reading request's session cannot write: the credential's use (at most once a minute) is
+    # recorded in a session of its own. A writing request records it in its own session, which
+    # already holds the write lock (a second writer there would wait on it).
+    with Session(request.app.state.engine, expire_on_commit=False) as own:
+        writer = own if reads_only(request) else None
+        try:
+            principal: Caller
+            if secret.startswith(PREFIX):
+                principal = authenticate_session(
+                    session, secret, channel="api", writer=writer,
+                    lifetimes=Lifetimes.from_settings(request.app.state.settings))
+            else:
+                principal = authenticate_token(session, secret, channel="api", writer=writer)
+            session.commit()  # the credential's use, if it was recorded, stands on its own
+        except BaseException:
+            session.rollback()
+            raise
     return principal
 
 

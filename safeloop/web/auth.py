@@ -26,6 +26,7 @@ from core.errors import NotAuthenticated
 from core.rules import set_rules
 from safeloop.accounts.principal import Principal
 from safeloop.accounts.sessions import Lifetimes, authenticate_session
+from safeloop.api.deps import reads_only
 from states.requests import Origin, set_origin
 
 COOKIE = "safeloop_session"
@@ -43,8 +44,11 @@ def origin(request: Request, credential: str | None) -> Origin:
 
 @contextmanager
 def database(request: Request) -> Iterator[Session]:
-    """One session per page on the app's engine, with the rules in force (as the API's ``deps.db``)."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    """One session per page on the app's engine, with the rules in force (as the API's ``deps.db``;
+    a GET page reads on the read-only engine)."""
+    state = request.app.state
+    with Session(state.read_engine if reads_only(request) else state.engine,
+                 expire_on_commit=False) as session:
         set_origin(session, origin(request, None))
         set_rules(session, request.app.state.rules)
         try:
@@ -59,8 +63,10 @@ def signed_in(request: Request, session: Session) -> Principal | None:
     if not secret:
         return None
     try:
-        principal = authenticate_session(session, secret, channel=CHANNEL,
-                                         lifetimes=Lifetimes.from_settings(request.app.state.settings))
+        with Session(request.app.state.engine, expire_on_commit=False) as own:
+            principal = authenticate_session(
+                session, secret, channel=CHANNEL, writer=own if reads_only(request) else None,
+                lifetimes=Lifetimes.from_settings(request.app.state.settings))
         session.commit()
     except NotAuthenticated:
         session.rollback()

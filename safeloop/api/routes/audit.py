@@ -124,7 +124,7 @@ def mount(router: Prefixed, settings: Settings) -> None:
         where = _filters(entity, None, person, event, since, until, scope.audit_where(AUDIT))
         head = session.connection().execute(select(func.max(AUDIT.c.seq))).scalar() or 0
         session.rollback()
-        engine: Engine = request.app.state.engine
+        engine: Engine = request.app.state.read_engine  # a long read: never the write lock
         media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
         return StreamingResponse(
             _export(engine, where, head, format), media_type=media,
