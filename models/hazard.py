@@ -19,7 +19,7 @@ def _ts(**kw: object) -> Column:  # type: ignore[type-arg]
 
 class Hazard(SQLModel, table=True):
     __table_args__ = (Index("ix_hazard_state_deadline", "state", "deadline"),
-                      Index("ix_hazard_unit_state", "unit_id", "state"))
+                      Index("ix_hazard_unit_state", "unit_id", "state", "deadline"))
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, index=True, max_length=32)

@@ -71,7 +71,7 @@ class InspectionTask(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("plan_id", "period_key", name="uq_task_plan_period"),
         Index("ix_task_state_period_end", "state", "period_end"),
-        Index("ix_inspection_task_unit_state", "unit_id", "state"),
+        Index("ix_inspection_task_unit_state", "unit_id", "state", "period_end"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -38,7 +38,7 @@ class RiskPoint(SQLModel, table=True):
     __table_args__ = (
         Index("ix_risk_point_state_review_due", "state", "review_due"),
         Index("ix_risk_point_dirty", "checklist_dirty", "enterprise_id"),
-        Index("ix_risk_point_unit_state", "unit_id", "state"),
+        Index("ix_risk_point_unit_state", "unit_id", "state", "review_due"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -26,7 +26,7 @@ OPEN_LISTING = text("state <> 'delisted'")
 class Listing(SQLModel, table=True):
     __table_args__ = (Index("uq_listing_open_hazard", "hazard_id", unique=True,
                             postgresql_where=OPEN_LISTING, sqlite_where=OPEN_LISTING),
-                      Index("ix_listing_unit_state", "unit_id", "state"))
+                      Index("ix_listing_unit_state", "unit_id", "state", "deadline"))
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=32)
@@ -108,7 +108,8 @@ class StatReport(SQLModel, table=True):
     the quarter, yearly by 31 January, signed by the principal; created set-wise per period."""
 
     __tablename__ = "stat_report"
-    __table_args__ = (UniqueConstraint("enterprise_id", "period_key", name="uq_stat_report"),)
+    __table_args__ = (UniqueConstraint("enterprise_id", "period_key", name="uq_stat_report"),
+                      Index("ix_stat_report_unit_state", "unit_id", "state", "due_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=100)

@@ -17,6 +17,7 @@ credential's use, once a minute), so the gates leave room for it: reads x 2 + wr
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,16 +63,20 @@ class Admission:
     def __init__(self, app: ASGIApp, *, gates: Gates) -> None:
         self.app = app
         self.gates = gates
-        self._semaphores: dict[bool, asyncio.Semaphore] = {}
+        # Per event loop: a server has one, but an app driven by two test clients at once has
+        # two, and a semaphore waited on from another loop than the one releasing it never wakes.
+        self._semaphores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[bool, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         reading = scope.get("method", "GET") in READING
-        semaphore = self._semaphores.get(reading)
-        if semaphore is None:  # made on the server's own event loop
+        gates = self._semaphores.setdefault(asyncio.get_running_loop(), {})
+        semaphore = gates.get(reading)
+        if semaphore is None:
             semaphore = asyncio.Semaphore(self.gates.reads if reading else self.gates.writes)
-            self._semaphores[reading] = semaphore
+            gates[reading] = semaphore
         async with semaphore:
             await self.app(scope, receive, send)

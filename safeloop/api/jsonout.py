@@ -12,6 +12,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from starlette.responses import JSONResponse
+
+# Values json.dumps takes as they are: the common case, tested first (a page is ~2,000 values).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
+def answer(content: Any, *, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A page's JSON answer made straight from plain values. FastAPI would otherwise walk the
+    whole page again through its encoder (bench/api.py: 6 ms of a 12 ms list request)."""
+    return JSONResponse(content, headers=dict(headers) if headers else None)
+
 
 def iso(value: datetime) -> str:
     """``value`` as ISO 8601 with its offset; a naive value is UTC."""
@@ -22,6 +33,8 @@ def iso(value: datetime) -> str:
 
 def plain(value: Any) -> Any:
     """A value ready for ``json.dumps``: times with offsets, decimals as text, containers walked."""
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, date):
@@ -37,12 +50,8 @@ def plain(value: Any) -> Any:
 
 def row_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """An entity row as JSON: its own columns (the loaders' ``_paths`` left out), JSON texts parsed."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key.startswith("_"):
-            continue
-        out[key] = plain(value)
-    return out
+    return {key: value if type(value) in _AS_IS else plain(value)
+            for key, value in row.items() if not key.startswith("_")}
 
 
 def loads_data(text: str | None) -> Any:

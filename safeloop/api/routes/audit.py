@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.engine import Engine
 
@@ -27,7 +27,7 @@ from models.tables import ROLE_GRANT
 from safeloop.api import paging
 from safeloop.api.deps import Caller, CurrentPrincipal, DbSession, Visibility
 from safeloop.api.errors import ApiError
-from safeloop.api.jsonout import loads_data
+from safeloop.api.jsonout import answer, loads_data
 from safeloop.api.queries import stamp
 from safeloop.api.routes import Prefixed
 from states import audit as chain
@@ -100,7 +100,7 @@ def mount(router: Prefixed, settings: Settings) -> None:
         since: Since = None, until: Until = None,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
         limit: Annotated[int, Query(ge=1, le=settings.api_page_max)] = settings.api_page_size,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         _require_auditor(session, caller)
         where = _filters(entity, entity_type, person, event, since, until, scope.audit_where(AUDIT))
         if cursor:
@@ -111,8 +111,8 @@ def mount(router: Prefixed, settings: Settings) -> None:
             .limit(limit + 1)).mappings().all()
         items = [_row_json(r) for r in rows[:limit]]
         more = len(rows) > limit
-        return {"items": items, "limit": limit,
-                "next_cursor": paging.encode("seq", None, items[-1]["seq"]) if more else None}
+        return answer({"items": items, "limit": limit,
+                       "next_cursor": paging.encode("seq", None, items[-1]["seq"]) if more else None})
 
     def audit_export(
         request: Request, caller: CurrentPrincipal, session: DbSession, scope: Visibility,
@@ -144,6 +144,7 @@ def mount(router: Prefixed, settings: Settings) -> None:
 
     tags = ["审计"]
     router.add_api_route("/audit", audit_query, methods=["GET"], tags=tags, operation_id="audit_query",
+                         response_model=dict[str, Any],
                          summary="查询审计记录（按实体、人员、操作、时间段；游标分页）")
     router.add_api_route("/audit/export", audit_export, methods=["GET"], tags=tags,
                          operation_id="audit_export", summary="导出审计记录（jsonl 或 csv，流式）",

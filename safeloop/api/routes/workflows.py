@@ -17,6 +17,7 @@ from fastapi import Body, Header, Path, Query, Response
 from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
 from sqlmodel import Session
+from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 
 from core.errors import ConcurrentUpdate, GuardFailed, PermissionDenied, SafeloopError, TransitionNotAllowed
@@ -25,7 +26,7 @@ from models.db import utcnow
 from safeloop.api import queries
 from safeloop.api.deps import Caller, CurrentPrincipal, DbSession, Scope, Visibility
 from safeloop.api.errors import ApiError
-from safeloop.api.jsonout import row_json
+from safeloop.api.jsonout import answer, row_json
 from safeloop.api.routes import Prefixed
 from safeloop.api.routes.bodies import body_model, required, split
 from states import engine
@@ -121,13 +122,13 @@ def _mount_reads(router: Prefixed, workflow: Workflow, settings: Settings) -> No
         cursor: Annotated[str | None, Query(max_length=512, description="上一页响应的 next_cursor")] = None,
         limit: Annotated[int, Query(ge=1, le=settings.api_page_max,
                                     description="每页条数")] = settings.api_page_size,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         wanted = queries.ListFilter(state, unit, enterprise, overdue, text,
                                     sort.removeprefix("-"), sort.startswith("-"))
         rows, next_cursor = queries.page(session.connection(), workflow, scope.where(workflow),
                                          wanted, cursor, limit, utcnow())
-        return {"items": [_entity_json(workflow, r) for r in rows], "next_cursor": next_cursor,
-                "limit": limit}
+        return answer({"items": [_entity_json(workflow, r) for r in rows], "next_cursor": next_cursor,
+                       "limit": limit})
 
     def show_entity(code: CodePath, response: Response, caller: CurrentPrincipal,
                     session: DbSession, scope: Visibility) -> dict[str, Any]:
@@ -141,6 +142,7 @@ def _mount_reads(router: Prefixed, workflow: Workflow, settings: Settings) -> No
                 "evidence": queries.evidence_refs(events), "timeline": events}
 
     router.add_api_route(f"/{name}", list_entities, methods=["GET"], tags=[label],
+                         response_model=dict[str, Any],
                          summary=f"{label}列表", operation_id=f"list_{name}")
     router.add_api_route(f"/{name}/{{code}}", show_entity, methods=["GET"], tags=[label],
                          route_class_override=CodeRoute,
