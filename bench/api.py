@@ -255,7 +255,7 @@ def inbox_work(session: Session, _i: int) -> None:
     conn = session.connection()
     scope = visibility_for(conn, ACTOR)
     actor = Lookups(conn).actor(ACTOR)
-    queries.inbox(conn, list(WORKFLOWS.values()), actor, scope.where, utcnow(), PAGE)
+    queries.inbox(conn, list(WORKFLOWS.values()), actor, scope, utcnow(), PAGE)
 
 
 def list_work(session: Session, _i: int) -> None:

@@ -6,7 +6,8 @@ out of scope is simply not there (404 for one entity, absent from lists and coun
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Select,
     and_,
+    bindparam,
     case,
     false,
     func,
@@ -247,8 +249,12 @@ def _actionable(workflow: Workflow, actor: Actor) -> ColumnElement[bool] | None:
     return or_(*options) if options else None
 
 
-def _inbox_select(workflow: Workflow, actor: Actor, where: ColumnElement[bool] | None,
-                  now: datetime) -> Select[Any] | None:
+NOW = bindparam("now", type_=DateTime(timezone=True))  # the inbox's statements are cached: now varies
+_INBOX_CACHE: OrderedDict[Hashable, tuple[Select[Any], Select[Any]] | None] = OrderedDict()
+INBOX_CACHE_SIZE = 512  # people whose inbox statements are kept (a few KB each)
+
+
+def _inbox_select(workflow: Workflow, actor: Actor, where: ColumnElement[bool] | None) -> Select[Any] | None:
     """The workflow's actionable rows, narrow: kind, id, due, overdue -- all in the table's
     (unit_id, state, due) index, so ordering and counting never touch the rows themselves."""
     table = workflow.table
@@ -257,12 +263,35 @@ def _inbox_select(workflow: Workflow, actor: Actor, where: ColumnElement[bool] |
         return None
     due = due_column(workflow)
     due_value = due if due is not None else null().cast(DateTime(timezone=True))
-    overdue = case((and_(due.is_not(None), due < now), 1), else_=0) if due is not None else literal(0)
+    overdue = case((and_(due.is_not(None), due < NOW), 1), else_=0) if due is not None else literal(0)
     stmt = select(literal(workflow.name).label("kind"), table.c.id.label("id"),
                   due_value.label("due"), overdue.label("overdue")).where(condition)
     if where is not None:
         stmt = stmt.where(where)
     return stmt
+
+
+def _inbox_statements(workflows: Sequence[Workflow], actor: Actor, scope: Any,
+                      limit: int) -> tuple[Select[Any], Select[Any]] | None:
+    """The inbox's two statements (the first ``limit`` entities; counts by kind) for this person,
+    built once per (grants, scope): building and keying them cost as much as running them."""
+    key = (tuple(w.name for w in workflows), actor, scope, limit)
+    if key in _INBOX_CACHE:
+        _INBOX_CACHE.move_to_end(key)
+        return _INBOX_CACHE[key]
+    parts = [s for w in workflows if (s := _inbox_select(w, actor, scope.where(w))) is not None]
+    made = None
+    if parts:
+        every = union_all(*parts).subquery("inbox")
+        first = select(every).order_by(case((every.c.due.is_(None), 1), else_=0), every.c.due,
+                                       every.c.kind, every.c.id).limit(limit)
+        counts = (select(every.c.kind, func.count().label("total"),
+                         func.sum(every.c.overdue).label("late")).group_by(every.c.kind))
+        made = (first, counts)
+    _INBOX_CACHE[key] = made
+    while len(_INBOX_CACHE) > INBOX_CACHE_SIZE:
+        _INBOX_CACHE.popitem(last=False)
+    return made
 
 
 def _details(conn: Connection, workflow: Workflow, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -276,18 +305,17 @@ def _details(conn: Connection, workflow: Workflow, ids: Sequence[int]) -> dict[i
 
 
 def inbox(conn: Connection, workflows: Sequence[Workflow], actor: Actor,
-          where_of: Any, now: datetime, limit: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+          scope: Hashable, now: datetime, limit: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """What the caller may act on now, due soonest first (undated last), and counts by kind.
 
     In two steps: which entities come first, from the narrow index-only union; then the details
-    of only those (a principal with thousands open does not read thousands of rows)."""
-    parts = [s for w in workflows if (s := _inbox_select(w, actor, where_of(w), now)) is not None]
-    if not parts:
+    of only those (a principal with thousands open does not read thousands of rows). ``scope``
+    is the caller's read scope (``where(workflow)``), hashable: with the actor it keys the cache."""
+    statements = _inbox_statements(workflows, actor, scope, limit)
+    if statements is None:
         return [], {}
-    every = union_all(*parts).subquery("inbox")
-    first = [dict(r) for r in conn.execute(
-        select(every).order_by(case((every.c.due.is_(None), 1), else_=0), every.c.due,
-                               every.c.kind, every.c.id).limit(limit)).mappings()]
+    first_stmt, counts_stmt = statements
+    first = [dict(r) for r in conn.execute(first_stmt, {"now": now}).mappings()]
     by_kind: dict[str, list[int]] = {}
     for row in first:
         by_kind.setdefault(row["kind"], []).append(int(row["id"]))
@@ -295,7 +323,6 @@ def inbox(conn: Connection, workflows: Sequence[Workflow], actor: Actor,
     details = {kind: _details(conn, named[kind], ids) for kind, ids in by_kind.items()}
     items = [{"kind": r["kind"], **details[r["kind"]][int(r["id"])], "due": r["due"],
               "overdue": r["overdue"]} for r in first]
-    counts = {r.kind: {"total": int(r.total), "overdue": int(r.late or 0)} for r in conn.execute(
-        select(every.c.kind, func.count().label("total"), func.sum(every.c.overdue).label("late"))
-        .group_by(every.c.kind))}
+    counts = {r.kind: {"total": int(r.total), "overdue": int(r.late or 0)}
+              for r in conn.execute(counts_stmt, {"now": now})}
     return items, counts

@@ -212,7 +212,7 @@ def inbox(visit: Visit) -> Response:
     if not visit.scope.read_only:
         conn = visit.session.connection()
         actor = Lookups(conn).actor(visit.principal.person_key)
-        items, counts = queries.inbox(conn, list(WORKFLOWS.values()), actor, visit.scope.where, now,
+        items, counts = queries.inbox(conn, list(WORKFLOWS.values()), actor, visit.scope, now,
                                       settings.api_page_size)
     zone = settings.timezone
     shown = []

@@ -30,7 +30,7 @@ def mount(router: Prefixed, settings: Settings) -> None:
             return answer({"items": [], "counts": {}, "total": 0, "overdue": 0})
         conn = session.connection()
         actor = Lookups(conn).actor(caller.person_key)
-        items, counts = queries.inbox(conn, list(WORKFLOWS.values()), actor, scope.where,
+        items, counts = queries.inbox(conn, list(WORKFLOWS.values()), actor, scope,
                                       utcnow(), limit)
         out = []
         for item in items:
