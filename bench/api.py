@@ -348,7 +348,7 @@ def run(quick: bool, profile: bool, pg_url: str | None = None) -> list[Result]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.run import environment, table
+    from bench.report import environment, table
 
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
