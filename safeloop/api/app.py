@@ -35,7 +35,7 @@ from safeloop.api.metrics import Metrics
 from safeloop.api.routes import Prefixed, audit, auth, evidence, health, inbox, workflows
 
 API_PREFIX = "/api/v1"
-UPLOAD_PATHS = frozenset({f"{API_PREFIX}/evidence"})
+UPLOAD_PATHS = frozenset({f"{API_PREFIX}/evidence", *web.UPLOAD_PAGES})
 MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries around an upload at the cap
 API_PAGES = ("/api/", "/healthz", "/metrics")  # every other path is the web app's (its CSP)
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})

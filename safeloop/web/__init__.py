@@ -12,6 +12,8 @@ from typing import Any
 STATIC = Path(__file__).parent / "static"
 # The pages anyone may open: the login form and the static files (htmx, the stylesheet).
 PUBLIC_PAGES = frozenset({"/login", "/static"})
+# Pages whose form carries a file (a photo): the app caps their body as an evidence upload.
+UPLOAD_PAGES = frozenset({"/hazard/new"})
 
 
 def is_page(route: Any) -> bool:
@@ -24,7 +26,9 @@ def is_page(route: Any) -> bool:
 def mount(app: Any) -> None:
     from starlette.staticfiles import StaticFiles
 
-    from safeloop.web import pages
+    from safeloop.web import audit, pages, report
 
+    report.mount(app, pages.page)  # before the pages: /hazard/new is no hazard's code
+    audit.mount(app, pages.page)
     pages.mount(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

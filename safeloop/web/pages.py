@@ -21,6 +21,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -40,6 +41,7 @@ from safeloop.api.routes.bodies import body_model, split
 from safeloop.api.routes.workflows import READ_ONLY
 from safeloop.web import auth, forms, views
 from safeloop.web.render import render
+from safeloop.web.reporters import is_auditor, units_for
 from states import engine
 from states.actors import Lookups
 from states.registry import WORKFLOWS
@@ -58,6 +60,7 @@ class Visit:
     csrf: str
     form: dict[str, str] | None = None
     params: dict[str, str] = field(default_factory=dict)
+    files: dict[str, UploadFile] = field(default_factory=dict)  # a page with ``uploads``
 
     @property
     def settings(self) -> Any:
@@ -90,10 +93,18 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def page(handler: Handler, *, before_password_change: bool = False) -> Callable[[Request], Any]:
-    """An endpoint that runs ``handler`` for the signed-in person (else to /login)."""
+def page(handler: Handler, *, before_password_change: bool = False,
+         uploads: bool = False) -> Callable[[Request], Any]:
+    """An endpoint that runs ``handler`` for the signed-in person (else to /login); with
+    ``uploads`` a POST may carry one file, open (spooled by Starlette) while the handler runs."""
 
     async def endpoint(request: Request) -> Response:
+        if uploads and request.method == "POST":
+            async with request.form(max_files=1) as posted:
+                form = {k: v for k, v in posted.items() if isinstance(v, str)}
+                files = {k: v for k, v in posted.items() if isinstance(v, UploadFile)}
+                return await run_in_threadpool(_visit, request, form, handler, before_password_change,
+                                               files)
         form = await read_form(request) if request.method == "POST" else None
         return await run_in_threadpool(_visit, request, form, handler, before_password_change)
 
@@ -102,7 +113,7 @@ def page(handler: Handler, *, before_password_change: bool = False) -> Callable[
 
 
 def _visit(request: Request, form: dict[str, str] | None, handler: Handler,
-           before_password_change: bool) -> Response:
+           before_password_change: bool, files: dict[str, UploadFile] | None = None) -> Response:
     with auth.database(request) as session:
         principal = auth.signed_in(request, session)
         if principal is None:
@@ -113,7 +124,7 @@ def _visit(request: Request, form: dict[str, str] | None, handler: Handler,
                 auth.clear_cookies(response, request)
             return response
         visit = Visit(request, session, principal, auth.session_csrf(request), form,
-                      dict(request.path_params))
+                      dict(request.path_params), files or {})
         if form is not None and not auth.same(visit.csrf, form.get(auth.CSRF_FIELD)):
             response = visit.page("error.html", 403, title="请求被拒绝", message=CSRF_REFUSED)
         elif principal.must_change and not before_password_change:
@@ -225,7 +236,10 @@ def inbox(visit: Visit) -> Response:
                       "today": views.due_today(item["due"], now, zone),
                       "due_text": views.local(item["due"], zone)})
     kinds = [{"kind": k, "label": WORKFLOWS[k].label, **c} for k, c in counts.items()]
+    conn = visit.session.connection()
+    may_report = not visit.scope.read_only and bool(units_for(conn, visit.principal.person_key))
     return visit.page("inbox.html", items=shown, kinds=kinds, read_only=visit.scope.read_only,
+                      may_report=may_report, auditor=is_auditor(conn, visit.principal.person_id),
                       total=sum(c["total"] for c in counts.values()),
                       overdue=sum(c["overdue"] for c in counts.values()),
                       today=sum(1 for i in shown if i["today"]))

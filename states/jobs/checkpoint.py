@@ -103,6 +103,8 @@ class CheckpointReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checked: int = 0  # checkpoints and anchors of this chain that were compared
+    # each checkpoint compared: (where it was published, seq, taken_at, agrees with the chain)
+    compared: list[tuple[str, int, str, bool]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -149,6 +151,7 @@ def _compare(conn: Connection, report: CheckpointReport, point: Checkpoint, wher
         return
     report.checked += 1
     actual = conn.execute(select(AUDIT.c.hash).where(AUDIT.c.seq == point.seq)).scalar()
+    report.compared.append((where, point.seq, point.taken_at, actual == point.hash))
     if actual != point.hash:
         report.problems.append(f"{where}{point.taken_at} 发布的检查点（第 {point.seq} 条，"
                                f"{point.hash[:16]}…）与当前审计链不符：链在此之前被改写")

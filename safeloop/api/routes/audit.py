@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
@@ -42,15 +43,20 @@ AUDITORS_ONLY = "仅审计人员可以查询、导出和校验审计日志"
 
 
 def _require_auditor(session: Any, caller: Caller) -> None:
+    require_auditor(session, caller.person_id)
+
+
+def require_auditor(session: Any, person_id: int) -> None:
+    """403 unless the person holds the auditor role somewhere (the pages call it too)."""
     held = session.connection().execute(
         select(func.count()).select_from(ROLE_GRANT).where(
-            ROLE_GRANT.c.person_id == caller.person_id,
+            ROLE_GRANT.c.person_id == person_id,
             ROLE_GRANT.c.role == Role.auditor.value)).scalar()
     if not held:
         raise ApiError(403, "permission_denied", AUDITORS_ONLY)
 
 
-def _filters(entity: str | None, entity_type: str | None, person: str | None, event: str | None,
+def filters(entity: str | None, entity_type: str | None, person: str | None, event: str | None,
              since: datetime | None, until: datetime | None,
              scope: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
@@ -102,17 +108,8 @@ def mount(router: Prefixed, settings: Settings) -> None:
         limit: Annotated[int, Query(ge=1, le=settings.api_page_max)] = settings.api_page_size,
     ) -> JSONResponse:
         _require_auditor(session, caller)
-        where = _filters(entity, entity_type, person, event, since, until, scope.audit_where(AUDIT))
-        if cursor:
-            _, last = paging.decode(cursor, "seq")
-            where.append(AUDIT.c.seq > last)
-        rows = session.connection().execute(
-            select(*(AUDIT.c[f] for f in EXPORT_FIELDS)).where(*where).order_by(AUDIT.c.seq)
-            .limit(limit + 1)).mappings().all()
-        items = [_row_json(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        return answer({"items": items, "limit": limit,
-                       "next_cursor": paging.encode("seq", None, items[-1]["seq"]) if more else None})
+        where = filters(entity, entity_type, person, event, since, until, scope.audit_where(AUDIT))
+        return answer(query_page(session, where, cursor, limit))
 
     def audit_export(
         request: Request, caller: CurrentPrincipal, session: DbSession, scope: Visibility,
@@ -121,26 +118,14 @@ def mount(router: Prefixed, settings: Settings) -> None:
         since: Since = None, until: Until = None,
     ) -> StreamingResponse:
         _require_auditor(session, caller)
-        where = _filters(entity, None, person, event, since, until, scope.audit_where(AUDIT))
-        head = session.connection().execute(select(func.max(AUDIT.c.seq))).scalar() or 0
-        session.rollback()
-        engine: Engine = request.app.state.read_engine  # a long read: never the write lock
-        media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
-        return StreamingResponse(
-            _export(engine, where, head, format), media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="audit.{format}"'})
+        where = filters(entity, None, person, event, since, until, scope.audit_where(AUDIT))
+        return export_response(request.app.state.read_engine, session, where, format)
 
     def audit_verify(caller: CurrentPrincipal, session: DbSession,
                      scope: Visibility) -> dict[str, Any]:
         _require_auditor(session, caller)
-        result = chain.verify(session.connection())
-        session.rollback()
-        file = settings.storage_dir / CHECKPOINT_FILE
-        report = checkpoint.check(session, file if file.exists() else None, [], result)
-        ok = result.ok and report.ok
-        return {**result.to_dict(), "ok": ok, "chain_id": report.chain_id,
-                "checked": report.checked, "checkpoint_problems": report.problems,
-                "checkpoint_warnings": report.warnings}
+        verified, _ = verify_with_checkpoints(session, settings.storage_dir)
+        return verified
 
     tags = ["审计"]
     router.add_api_route("/audit", audit_query, methods=["GET"], tags=tags, operation_id="audit_query",
@@ -151,6 +136,47 @@ def mount(router: Prefixed, settings: Settings) -> None:
                          response_class=StreamingResponse)
     router.add_api_route("/audit/verify", audit_verify, methods=["GET"], tags=tags,
                          operation_id="audit_verify", summary="校验哈希链并对照检查点")
+
+
+def query_page(session: Any, where: list[ColumnElement[bool]], cursor: str | None,
+               limit: int) -> dict[str, Any]:
+    """One page of audit rows matching ``where`` after ``cursor``, in seq order."""
+    where = list(where)
+    if cursor:
+        _, last = paging.decode(cursor, "seq")
+        where.append(AUDIT.c.seq > last)
+    rows = session.connection().execute(
+        select(*(AUDIT.c[f] for f in EXPORT_FIELDS)).where(*where).order_by(AUDIT.c.seq)
+        .limit(limit + 1)).mappings().all()
+    items = [_row_json(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return {"items": items, "limit": limit,
+            "next_cursor": paging.encode("seq", None, items[-1]["seq"]) if more else None}
+
+
+def export_response(read_engine: Engine, session: Any, where: list[ColumnElement[bool]],
+                    fmt: str) -> StreamingResponse:
+    """The rows matching ``where`` up to the head seen now, streamed on the read-only engine
+    (a long read never holds the write lock)."""
+    head = session.connection().execute(select(func.max(AUDIT.c.seq))).scalar() or 0
+    session.rollback()
+    media = "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"
+    return StreamingResponse(
+        _export(read_engine, where, head, fmt), media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="audit.{fmt}"'})
+
+
+def verify_with_checkpoints(session: Any, storage_dir: Path) -> tuple[dict[str, Any],
+                                                                       checkpoint.CheckpointReport]:
+    """The CLI's verification: the chain, then every published checkpoint against it."""
+    result = chain.verify(session.connection())
+    session.rollback()
+    file = storage_dir / CHECKPOINT_FILE
+    report = checkpoint.check(session, file if file.exists() else None, [], result)
+    ok = result.ok and report.ok
+    return ({**result.to_dict(), "ok": ok, "chain_id": report.chain_id,
+             "checked": report.checked, "checkpoint_problems": report.problems,
+             "checkpoint_warnings": report.warnings}, report)
 
 
 def _export(engine: Engine, where: list[ColumnElement[bool]], head: int, fmt: str) -> Iterator[bytes]:

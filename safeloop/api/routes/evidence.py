@@ -12,7 +12,7 @@ The answer is the reference an event's ``evidence`` field takes.
 import shutil
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import File, UploadFile
 
@@ -39,6 +39,36 @@ def safe_name(given: str | None) -> str:
     return base or "upload"
 
 
+def receive(session: Any, storage: Path, source: BinaryIO, filename: str | None, limit: int, *,
+            kinds: frozenset[str] | None = None, accepted: str = sniff.ACCEPTED) -> dict[str, Any]:
+    """An uploaded file copied (capped at ``limit``), sniffed by content and stored: its reference
+    with ``media_type``. The evidence row joins the caller's transaction (not committed here);
+    ``kinds`` narrows the accepted media types (a photo field takes images only)."""
+    folder = storage / "evidence" / "incoming" / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=False)
+    try:
+        target = folder / safe_name(filename)
+        size = 0
+        with target.open("wb") as out:
+            while block := source.read(1 << 20):
+                size += len(block)
+                if size > limit:
+                    raise ApiError(413, "payload_too_large",
+                                   f"证据文件超过 {limit // 1024 // 1024} MB", field="file")
+                out.write(block)
+        if size == 0:
+            raise ApiError(422, "invalid_input", "证据文件是空的", field="file")
+        kind = sniff.media_type(target)
+        if kind is None or (kinds is not None and kind not in kinds):
+            raise ApiError(415, "unsupported_media_type",
+                           f"文件类型不被接受（按内容识别，不看扩展名）；可接受：{accepted}",
+                           field="file")
+        ref = evidence.store(session, storage, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {**ref, "media_type": kind}
+
+
 def mount(router: Prefixed, settings: Settings) -> None:
     limit = settings.api_max_upload_bytes
 
@@ -46,31 +76,9 @@ def mount(router: Prefixed, settings: Settings) -> None:
                caller: CurrentPrincipal, session: DbSession, scope: Visibility) -> dict[str, Any]:
         if scope.read_only:
             raise ApiError(403, "permission_denied", READ_ONLY)
-        storage: Path = settings.storage_dir
-        folder = storage / "evidence" / "incoming" / uuid.uuid4().hex
-        folder.mkdir(parents=True, exist_ok=False)
-        try:
-            target = folder / safe_name(file.filename)
-            size = 0
-            with target.open("wb") as out:
-                while block := file.file.read(1 << 20):
-                    size += len(block)
-                    if size > limit:
-                        raise ApiError(413, "payload_too_large",
-                                       f"证据文件超过 {limit // 1024 // 1024} MB", field="file")
-                    out.write(block)
-            if size == 0:
-                raise ApiError(422, "invalid_input", "证据文件是空的", field="file")
-            kind = sniff.media_type(target)
-            if kind is None:
-                raise ApiError(415, "unsupported_media_type",
-                               f"文件类型不被接受（按内容识别，不看扩展名）；可接受：{sniff.ACCEPTED}",
-                               field="file")
-            ref = evidence.store(session, storage, target)
-            session.commit()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return {**ref, "media_type": kind}
+        ref = receive(session, settings.storage_dir, file.file, file.filename, limit)
+        session.commit()
+        return ref
 
     router.add_api_route("/evidence", upload, methods=["POST"], status_code=201, tags=["证据"],
                          summary="上传证据文件（按 SHA-256 存储；返回可用于操作 evidence 字段的引用）",
