@@ -15,7 +15,6 @@ from safeloop.cli.common import STATE, console, handle_errors, open_session, pri
 from safeloop.cli.output import err_console, message, safe
 from safeloop.cli.usage import ZhGroup
 from safeloop.diagram import mermaid
-from safeloop.schema import upgrade
 from states.registry import WORKFLOWS, get_workflow
 
 app = typer.Typer(
@@ -65,6 +64,7 @@ def main(
 def init_cmd() -> None:
     """创建或升级数据库结构（Alembic 迁移）。"""
     from models.db import make_engine
+    from safeloop.schema import upgrade  # alembic: ~0.15 s every other command need not pay
 
     settings = STATE.settings
     engine = make_engine(settings.database_url)
