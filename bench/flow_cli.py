@@ -1,6 +1,6 @@
 """``safeloop flows run sweep-deadlines`` end to end, as a person runs it: a new process each time.
 
-On a small database (the demo organisation, no hazards), alternately:
+On a small database (the demo organisation, no hazards), one after the other:
 
 * with a server: ``safeloop server`` started once on a free port (its start-up reported apart),
   each run with ``PREFECT_API_URL`` pointing to it;
