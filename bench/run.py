@@ -20,6 +20,7 @@ from bench import (
     dispatch,
     fire_batch,
     fire_single,
+    flow_cli,
     flow_overhead,
     materialize,
     risk_derive,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     dispatch.NAME: dispatch.run,
     visibility.NAME: visibility.run,
     api.NAME: api.run,  # uvicorn in a subprocess; PostgreSQL too with SAFELOOP_BENCH_PG_URL
+    flow_cli.NAME: flow_cli.run,  # safeloop flows run as processes, with and without safeloop server
     flow_overhead.NAME: flow_overhead.run,  # last: it imports Prefect, starts its server
 }
 def main(argv: Sequence[str] | None = None) -> int:

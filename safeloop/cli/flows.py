@@ -10,7 +10,7 @@ import typer
 from core.errors import InvalidInput
 from core.settings import Settings, mask_url
 from safeloop.cli.common import STATE, JsonOpt, as_of_option, console, handle_errors, print_json
-from safeloop.cli.output import safe
+from safeloop.cli.output import err_console, safe
 
 app = typer.Typer(help="Prefect 流程：立即运行或按计划运行", no_args_is_help=True)
 
@@ -44,14 +44,34 @@ def run_cmd(
     if name not in flows:
         raise InvalidInput(f"未知流程「{name}」，可用：{'、'.join(flows)}")
     moment = as_of_option(as_of)
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from flows.common import use_database
 
-    with use_database(STATE.settings.database_url):  # never a flow parameter: it may hold a password
+    _say_which_server()
+    # No heartbeat thread for a one-off run: joining it costs ~1 s at the end of every run, and
+    # the person who started the run sees it end (or fail) in the terminal.
+    with use_database(STATE.settings.database_url), \
+            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        # the database is never a flow parameter: its URL may hold a password
         result = flows[name].flow(as_of=moment)  # type: ignore[attr-defined]
     if as_json:
         print_json(result)
     else:
         console.print(f"{safe(name)} 完成：{safe(result)}")
+
+
+def _say_which_server() -> None:
+    """Check a configured Prefect server (fast, clear refusal) and say which path this run takes."""
+    from safeloop import prefect_server
+
+    config = prefect_server.configured_api()
+    if config.url:
+        prefect_server.check_api(config)
+        err_console.print(f"使用 Prefect 服务器 {prefect_server.shown_url(config.url)}", markup=False)
+    else:
+        err_console.print("未设置 PREFECT_API_URL：启动临时 Prefect 服务器（约 15–30 秒；常用时先运行 "
+                          "safeloop server）", markup=False)
 
 
 def serve_all(database_url: str, timezone: str) -> None:

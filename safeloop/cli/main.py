@@ -9,13 +9,12 @@ import typer
 
 from core.errors import SafeloopError
 from safeloop import orgfile
-from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, supervision, user, web
+from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, server, supervision, user, web
 from safeloop.cli import report as report
 from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json, resolve_actor
 from safeloop.cli.output import err_console, message, safe
 from safeloop.cli.usage import ZhGroup
 from safeloop.diagram import mermaid
-from safeloop.schema import upgrade
 from states.registry import WORKFLOWS, get_workflow
 
 app = typer.Typer(
@@ -31,6 +30,7 @@ app.add_typer(plan.checklist_app, name="checklist")
 app.add_typer(plan.plan_app, name="plan")
 app.add_typer(flows.app, name="flows")
 app.command("serve")(flows.serve_cmd)
+app.command("server")(server.server_cmd)
 app.command("web")(web.web_cmd)
 app.add_typer(supervision.listing_app, name="listing")
 app.add_typer(supervision.order_app, name="order")
@@ -64,6 +64,7 @@ def main(
 def init_cmd() -> None:
     """创建或升级数据库结构（Alembic 迁移）。"""
     from models.db import make_engine
+    from safeloop.schema import upgrade  # alembic: ~0.15 s every other command need not pay
 
     settings = STATE.settings
     engine = make_engine(settings.database_url)

@@ -11,11 +11,21 @@ monthly violation bulletin (违规行为通报, 忻开管发〔2020〕1号).
 HTML to PDF with WeasyPrint when installed.
 """
 
+from pathlib import Path
+
 from safeloop.reports.bulletin import Bulletin, build_bulletin, render_bulletin
 from safeloop.reports.csvfile import write_csv
-from safeloop.reports.excel import write_xlsx
 from safeloop.reports.scope import Scope, parse_month, parse_stats_period, resolve_scope
 from safeloop.reports.stats import StatsReport, build_stats
+
+
+def write_xlsx(report: StatsReport, path: Path) -> None:
+    """``excel.write_xlsx``, importing openpyxl (~0.3 s) only when a workbook is written: every
+    CLI command imports this package, ``safeloop flows run`` among them."""
+    from safeloop.reports.excel import write_xlsx as write
+
+    write(report, path)
+
 
 __all__ = [
     "Bulletin",

@@ -12,8 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from safeloop.reports.excel import NO_RATE
-from safeloop.reports.stats import NOTES, StatsReport
+from safeloop.reports.stats import NO_RATE, NOTES, StatsReport
 
 
 def format_value(kind: str, value: Any) -> str:

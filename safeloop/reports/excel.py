@@ -14,10 +14,9 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from safeloop.reports.stats import NOTES, StatsReport, Table
+from safeloop.reports.stats import NO_RATE, NOTES, StatsReport, Table
 
 NUMBER_FORMATS = {"count": "0", "rate": "0.0%", "money": "#,##0.00"}
-NO_RATE = "—"
 _THIN = Side(style="thin", color="808080")
 BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")

@@ -79,6 +79,7 @@ JURISDICTION_COLUMNS: tuple[Column, ...] = (
     *FIGURES,
     Column("filed", "已报送统计表企业数", "count", 12),
 )
+NO_RATE = "—"  # an undefined rate (no hazards), in the workbook and the CSV
 NOTES = (
     "口径：统计期内发现的隐患（不含撤销的误报）；已整改＝期末前已销号；逾期未整改＝期末仍未销号且整改期限早于期末；"
     "挂牌督办数＝期末前已挂牌的隐患；整改资金＝分派整改时落实的资金；统计表报送为截至生成时间企业报送本期统计表的情况；"

@@ -29,7 +29,7 @@ from flows.common import prefect_defaults  # noqa: E402  (does not import Prefec
 
 prefect_defaults()  # the slow-start timeout and log level the flows use in production
 
-OWN_SERVER = {"test_prefect_server.py"}  # start `prefect server` themselves
+OWN_SERVER = {"test_prefect_server.py", "test_local_server.py"}  # start `prefect server` themselves
 HARNESS_STARTUP_TIMEOUT_S = 120  # ~8-20 s here under load; the default 30 s is too tight
 
 

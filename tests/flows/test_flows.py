@@ -314,7 +314,7 @@ def test_cli_flows_run(world: Session, db_url: str) -> None:
     result = runner.invoke(app, ["--db", db_url, "flows", "run", "materialize-inspections",
                                  "--as-of", "2026-11-02 08:00", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["total"] == len(PLANS)
+    assert json.loads(result.stdout)["total"] == len(PLANS)  # stderr says which Prefect server ran it
     assert count(world, InspectionTask) == len(PLANS)
     unknown = runner.invoke(app, ["--db", db_url, "flows", "run", "nonsense"])
     assert unknown.exit_code == 2 and "未知流程" in unknown.output
