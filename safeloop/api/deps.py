@@ -20,6 +20,7 @@ the app's settings, like the CLI's sessions do.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any, Protocol
 
@@ -61,31 +62,55 @@ class Scope(Protocol):
     def audit_where(self, audit_table: Table) -> ColumnElement[bool] | None: ...
 
 
-def _origin(request: Request, credential: str | None) -> Origin:
+def channel_origin(request: Request, channel: str, credential: str | None) -> Origin:
+    """Where a request's acts come from. A person's event is recorded at the real clock: neither
+    the API nor the pages ever simulate time."""
     settings = request.app.state.settings
-    # A person's event is recorded at the real clock: the API never simulates time.
-    return Origin(channel="api", credential=credential,
+    return Origin(channel=channel, credential=credential,
                   tolerance=timedelta(seconds=settings.time_tolerance_s))
+
+
+def _origin(request: Request, credential: str | None) -> Origin:
+    return channel_origin(request, "api", credential)
 
 
 def reads_only(request: Request) -> bool:
     return request.method in READING
 
 
-def db(request: Request) -> Iterator[Session]:
-    """One session per request on the app's engine, with the rules in force; the origin says
-    ``api`` from the start and gets the caller's credential once they are authenticated.
+@contextmanager
+def request_session(request: Request, channel: str) -> Iterator[Session]:
+    """One session per request (API or page) on the app's engine, with the rules in force; the
+    origin names ``channel`` and gets the caller's credential once they are authenticated.
     A request that only reads gets the read-only engine (SQLite: deferred transactions side by
     side, writes refused), so reads never queue behind the write lock."""
     state = request.app.state
     with Session(state.read_engine if reads_only(request) else state.engine,
                  expire_on_commit=False) as session:
-        set_origin(session, _origin(request, None))
-        set_rules(session, request.app.state.rules)
+        set_origin(session, channel_origin(request, channel, None))
+        set_rules(session, state.rules)
         try:
             yield session
         finally:
             session.rollback()  # whatever a route left open (reads): release it now
+
+
+@contextmanager
+def credential_writer(request: Request) -> Iterator[Session | None]:
+    """Where a credential's once-a-minute use is written: a session of its own for a reading
+    request (its own session cannot write); None -- the request's own session -- for a writing
+    one, which already holds the write lock (a second writer there would wait on it)."""
+    if not reads_only(request):
+        yield None
+        return
+    with Session(request.app.state.engine, expire_on_commit=False) as own:
+        yield own
+
+
+def db(request: Request) -> Iterator[Session]:
+    """The API request's session (``request_session`` with channel ``api``)."""
+    with request_session(request, "api") as session:
+        yield session
 
 
 def bearer_secret(authorization: str | None) -> str:
@@ -111,11 +136,7 @@ def authenticated(
     from safeloop.accounts.sessions import PREFIX, Lifetimes, authenticate_session
     from safeloop.accounts.tokens import authenticate_token
 
-    # A reading request's session cannot write: the credential's use (at most once a minute) is
-    # recorded in a session of its own. A writing request records it in its own session, which
-    # already holds the write lock (a second writer there would wait on it).
-    with Session(request.app.state.engine, expire_on_commit=False) as own:
-        writer = own if reads_only(request) else None
+    with credential_writer(request) as writer:
         try:
             principal: Caller
             if secret.startswith(PREFIX):

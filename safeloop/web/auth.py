@@ -16,17 +16,15 @@ import hmac
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.errors import NotAuthenticated
-from core.rules import set_rules
 from safeloop.accounts.principal import Principal
 from safeloop.accounts.sessions import Lifetimes, authenticate_session
-from safeloop.api.deps import reads_only
+from safeloop.api.deps import channel_origin, credential_writer, request_session
 from states.requests import Origin, set_origin
 
 COOKIE = "safeloop_session"
@@ -36,25 +34,14 @@ CHANNEL = "web"
 
 
 def origin(request: Request, credential: str | None) -> Origin:
-    """A person's event is recorded at the real clock: pages never simulate time."""
-    settings = request.app.state.settings
-    return Origin(channel=CHANNEL, credential=credential,
-                  tolerance=timedelta(seconds=settings.time_tolerance_s))
+    return channel_origin(request, CHANNEL, credential)
 
 
 @contextmanager
 def database(request: Request) -> Iterator[Session]:
-    """One session per page on the app's engine, with the rules in force (as the API's ``deps.db``;
-    a GET page reads on the read-only engine)."""
-    state = request.app.state
-    with Session(state.read_engine if reads_only(request) else state.engine,
-                 expire_on_commit=False) as session:
-        set_origin(session, origin(request, None))
-        set_rules(session, request.app.state.rules)
-        try:
-            yield session
-        finally:
-            session.rollback()
+    """One session per page: the API's ``request_session`` with channel ``web``."""
+    with request_session(request, CHANNEL) as session:
+        yield session
 
 
 def signed_in(request: Request, session: Session) -> Principal | None:
@@ -63,9 +50,9 @@ def signed_in(request: Request, session: Session) -> Principal | None:
     if not secret:
         return None
     try:
-        with Session(request.app.state.engine, expire_on_commit=False) as own:
+        with credential_writer(request) as writer:
             principal = authenticate_session(
-                session, secret, channel=CHANNEL, writer=own if reads_only(request) else None,
+                session, secret, channel=CHANNEL, writer=writer,
                 lifetimes=Lifetimes.from_settings(request.app.state.settings))
         session.commit()
     except NotAuthenticated:
