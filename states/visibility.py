@@ -69,7 +69,7 @@ class Visibility:
         conditions: list[ColumnElement[bool]] = []
         units = [g.unit_id for g in self.grants if g.unit_id is not None]
         if units and "unit_id" in table.c:
-            conditions.append(table.c.unit_id.in_(_units_below(units)))
+            conditions.append(table.c.unit_id.in_(units_below(units)))
         enterprises = self._enterprises()
         if enterprises is not None:
             conditions.append(table.c.enterprise_id.in_(enterprises))
@@ -84,7 +84,7 @@ class Visibility:
         units = [g.unit_id for g in self.grants if g.unit_id is not None]
         if units:
             conditions.append(column.in_(select(UNIT.c.enterprise_id).where(
-                UNIT.c.id.in_(_units_below(units)))))
+                UNIT.c.id.in_(units_below(units)))))
         enterprises = self._enterprises()
         if enterprises is not None:
             conditions.append(column.in_(enterprises))
@@ -152,11 +152,11 @@ class Visibility:
                 free.append(grant.jurisdiction_id)
             else:
                 conditions.append(and_(
-                    table.c.jurisdiction_id.in_(_jurisdictions_below([grant.jurisdiction_id])),
+                    table.c.jurisdiction_id.in_(jurisdictions_below([grant.jurisdiction_id])),
                     or_(table.c.department_id.is_(None),
                         table.c.department_id == grant.department_id)))
         if free:
-            conditions.append(table.c.jurisdiction_id.in_(_jurisdictions_below(free)))
+            conditions.append(table.c.jurisdiction_id.in_(jurisdictions_below(free)))
         return conditions
 
 
@@ -183,11 +183,13 @@ def visibility_for(conn: Connection, person_key: str) -> Visibility:
                       administrative=administrative)
 
 
-def _units_below(unit_ids: Iterable[int]) -> Any:
+def units_below(unit_ids: Iterable[int]) -> Any:
+    """The ids of these units and every unit below them (materialised paths)."""
     return select(UNIT.c.id).where(or_(*(UNIT.c.path.contains(mark(u)) for u in sorted(set(unit_ids)))))
 
 
-def _jurisdictions_below(ids: Iterable[int]) -> Any:
+def jurisdictions_below(ids: Iterable[int]) -> Any:
+    """The ids of these jurisdictions and every one below them."""
     return select(JURISDICTION.c.id).where(
         or_(*(JURISDICTION.c.path.contains(mark(j)) for j in sorted(set(ids)))))
 

@@ -32,10 +32,11 @@ from sqlalchemy import (
 from core.errors import InvalidInput, NotFound
 from models.enums import Role
 from models.tables import AUDIT_ENTRY as AUDIT
-from models.tables import ENTERPRISE, JURISDICTION, UNIT
+from models.tables import ENTERPRISE, UNIT
 from safeloop.api import paging
 from safeloop.api.jsonout import loads_data
 from states.actors import Actor, Grant
+from states.visibility import jurisdictions_below, units_below
 from states.workflow import Workflow
 
 # The column that says when an entity is due, the first a workflow's table has; and the column a
@@ -217,19 +218,17 @@ def _grant_scope(workflow: Workflow, grant: Grant) -> ColumnElement[bool] | None
     parts: list[ColumnElement[bool]] = []
     unit_scoped = "unit_id" in table.c
     if grant.unit_id is not None and unit_scoped:
-        parts.append(table.c.unit_id.in_(
-            select(UNIT.c.id).where(UNIT.c.path.like(f"%/{grant.unit_id}/%"))))
+        parts.append(table.c.unit_id.in_(units_below([grant.unit_id])))
     if grant.jurisdiction_id is not None:
-        in_tree = JURISDICTION.c.path.like(f"%/{grant.jurisdiction_id}/%")
+        in_tree = jurisdictions_below([grant.jurisdiction_id])
         regulated = grant.role == Role.regulator.value and grant.industries is not None
         if unit_scoped:
-            enterprises = select(ENTERPRISE.c.id).join(
-                JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id).where(in_tree)
+            enterprises = select(ENTERPRISE.c.id).where(ENTERPRISE.c.jurisdiction_id.in_(in_tree))
             if regulated:
                 enterprises = enterprises.where(ENTERPRISE.c.industry.in_(sorted(grant.industries or ())))
             parts.append(table.c.enterprise_id.in_(enterprises))
         else:
-            condition = table.c.jurisdiction_id.in_(select(JURISDICTION.c.id).where(in_tree))
+            condition = table.c.jurisdiction_id.in_(in_tree)
             if regulated and "department_id" in table.c:
                 condition = and_(condition, or_(table.c.department_id.is_(None),
                                                 table.c.department_id == grant.department_id))
