@@ -20,7 +20,8 @@ from types import MappingProxyType
 
 from sqlalchemy.orm import Session
 
-from core.calendar import DEFAULT_ZONE, WorkCalendar
+from core.calendar import DEFAULT_ZONE, WorkCalendar, load_overrides
+from core.calendar.official import combine, installed
 from core.listing_rules import ListingRules, listing_rules
 from core.risk_bands import DEFAULT_BANDS, bands
 from core.settings import Settings, get_settings
@@ -47,7 +48,7 @@ class Rules:
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
         return cls(zone=settings.timezone,
-                   calendar=WorkCalendar.from_file(settings.calendar_overrides),
+                   calendar=work_calendar(settings),
                    risk_review_days=settings.risk_review_days,
                    risk_bands=_frozen(bands(settings.risk_bands)),
                    listing=listing_rules(settings.listing_rules))
@@ -55,6 +56,15 @@ class Rules:
     def band_table(self) -> dict[str, dict[str, float]]:
         """The risk bands as a fresh, plain copy (for output and audit data)."""
         return {method: dict(limits) for method, limits in self.risk_bands.items()}
+
+
+def work_calendar(settings: Settings) -> WorkCalendar:
+    """The national schedule, the installed official years (``calendar load``), local overrides."""
+    local = load_overrides(settings.calendar_overrides) if settings.calendar_overrides else None
+    official = installed(settings.storage_dir)
+    if local is None:
+        return WorkCalendar(official)
+    return WorkCalendar(combine(official, local))
 
 
 _in_force: tuple[Settings, Rules] | None = None

@@ -13,7 +13,7 @@ from prefect import flow, task
 
 from core.rules import Rules
 from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
-from states.jobs import regulator_plans, risk_checklists
+from states.jobs import calendar_watch, regulator_plans, risk_checklists
 from states.jobs.materialize import materialize
 from states.jobs.stat_reports import materialize_reports
 
@@ -34,9 +34,12 @@ def materialize_task(as_of: datetime, enterprise_ids: list[int] | None,
             flow_run_id=run_id, batch_size=settings.materialize_batch_size,
             enterprise_ids=enterprise_ids,
         )
+        calendar_alert = calendar_watch.alert(session, calendar=rules.calendar, zone=rules.zone,
+                                              as_of=as_of, skipped=report.warnings,
+                                              flow_run_id=run_id)
     return {"created": report.created, "total": report.total, "batches": report.batches,
             "warnings": report.warnings, "stat_reports": reports,
-            "risk_checklists": derived.to_dict()}
+            "risk_checklists": derived.to_dict(), "calendar_alert": calendar_alert}
 
 
 @flow(name="materialize-inspections", log_prints=True)
@@ -49,4 +52,7 @@ def materialize_inspections(as_of: datetime | None = None,
           f"风险点管控措施更新检查表的计划 {result['risk_checklists']['plans_changed']} 个")
     for warning in result["warnings"]:
         print(f"警告：{warning}")
+    if result["calendar_alert"] is not None:
+        print(f"工作日历覆盖即将结束或已不足：已通知审计员（审计序号 {result['calendar_alert']}）；"
+              "查看：safeloop calendar status")
     return result

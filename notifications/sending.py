@@ -28,7 +28,7 @@ from notifications.messages import Message, payload_of
 from notifications.routing import Channel, expand
 from notifications.templates import Rendered, plain
 
-ALERT_TEMPLATES = frozenset({"notify.dead", "notify.unrouted"})
+ALERT_TEMPLATES = frozenset({"notify.dead", "notify.unrouted", "calendar.coverage"})
 FLUSH_SECONDS = 0.25
 FLUSH_RESULTS = 200
 

@@ -40,6 +40,7 @@ CONTEXT_KEYS = (
     "grade", "grade_label", "unit", "unit_name", "enterprise_name", "recipient", "as_", "now",
     "outbox_id", "payload", "items", "count", "more", "day", "seq", "hash", "taken_at",
     "dead_id", "dead_template", "dead_code", "dead_recipient", "attempts", "last_error",
+    "days_left", "first_uncovered", "covered_years", "depends", "skipped", "skipped_count",
 )
 
 
@@ -129,6 +130,9 @@ def sample_contexts() -> list[dict[str, Any]]:
         taken_at="2026-11-02T15:30:00+00:00", dead_id=77, dead_template="hazard.assign",
         dead_code="YH-000123", dead_recipient="person:4", attempts=8,
         last_error="Failed to send WeCom Bot notification: Internal Server Error, error=500.",
+        days_left=31, first_uncovered="2027-01-01", covered_years=list(range(2004, 2027)),
+        depends={"working_day_plans": 120, "pre_holiday_plans": 8, "open_listings": 3},
+        skipped=["工作日历未覆盖 2027 年：……按工作日生成的每日计划本次跳过"] * 10, skipped_count=12,
     )
     full["items"] = [{**item, "id": i, "template": "hazard.assign", "recipient": "person:4"}
                      for i in range(20)]

@@ -129,6 +129,13 @@ class WorkCalendar:
     def covers(self, year: int) -> bool:
         return year in self.covered_years
 
+    def first_uncovered_day(self, today: date) -> date:
+        """The first local day from ``today`` on that no schedule covers (1 January of a year)."""
+        year = _check_day(today).year
+        while self.covers(year):
+            year += 1
+        return today if year == today.year else date(year, 1, 1)
+
     def require_year(self, year: int) -> None:
         """Raise the uncovered-year error, with the fix spelled out."""
         if self.covers(year):

@@ -9,7 +9,20 @@ import typer
 
 from core.errors import SafeloopError
 from safeloop import orgfile
-from safeloop.cli import audit, flows, hazard, inspect, notify, plan, risk, server, supervision, user, web
+from safeloop.cli import (
+    audit,
+    calendar,
+    flows,
+    hazard,
+    inspect,
+    notify,
+    plan,
+    risk,
+    server,
+    supervision,
+    user,
+    web,
+)
 from safeloop.cli import report as report
 from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json, resolve_actor
 from safeloop.cli.output import err_console, message, safe
@@ -41,6 +54,7 @@ app.add_typer(risk.app, name="risk")
 app.add_typer(notify.app, name="notify")
 app.add_typer(notify.outbox_app, name="outbox")
 app.add_typer(user.app, name="user")
+app.add_typer(calendar.app, name="calendar")
 org_app = typer.Typer(help="组织机构：辖区、企业、单位、人员与角色", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 diagram_app = typer.Typer(help="由状态机生成 Mermaid 状态图", no_args_is_help=True)

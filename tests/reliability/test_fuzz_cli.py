@@ -91,6 +91,8 @@ def reads_of(*groups: list[str], show: str = "") -> Callable[[World, list[str]],
 
 # ---- valid files the hostile file variants are made from --------------------------------------
 
+CALENDAR_YAML = ("covered_years: [2027]\nholidays:\n  - {date: 2027-01-01, name: 元旦}\n"
+                 "  - {date: 2027-02-06, until: 2027-02-12, name: 春节}\n")
 CHECKLIST_YAML = ("key: fuzz-team\nversion: 1\nname: 模糊测试检查表\ntier: team\nsource: 测试\nitems:\n"
                   "  - {code: F01, text: 检查内容：压力表, basis: 依据, category: thing, "
                   "grade_if_failed: general}\n")
@@ -247,6 +249,10 @@ FAMILIES: list[Family] = [
     Family("checklist", {
         "file": [lambda w, f: ["checklist", "load", f]],
     }, reads=reads_of(["checklist", "list"]), valid_file=CHECKLIST_YAML),
+    Family("calendar", {
+        "file": [lambda w, f: ["calendar", "load", f]],
+        "date": [lambda w, v: ["calendar", "status", "--on", v]],
+    }, reads=reads_of(["calendar", "status", "--json"]), valid_file=CALENDAR_YAML),
     Family("plan-add", {
         "text": [lambda w, v: ["plan", "add", v, "--unit", "jinhua-team-b"],
                  lambda w, v: ["plan", "add", "p-fuzz", "--unit", v],
