@@ -16,6 +16,7 @@ application id), so ``--path`` pointing at anything else is refused rather than 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ from models import AuditEntry, Hazard, OutboxMessage, Unit
 from models.db import make_engine
 from models.enums import HazardGrade, RiskGrade, Tier
 from safeloop import checklists, evidence, orgfile, plans, risks
+from safeloop.accounts.passwords import generate_password, set_password
 from safeloop.reports.risk_card import render_cards
 from safeloop.reports.risk_list import write_risk_list_xlsx
 from safeloop.reports.risk_map import render_risk_map
@@ -158,7 +160,9 @@ def run_demo(path: Path, console: Console, days: int = 30) -> int:
         _risks(demo)
         if days > 0:
             _simulate(demo, f"sqlite:///{path}", days)
+        accounts = _web_accounts(demo)
         ok = _summary(demo)
+        _web_hint(demo, path, accounts)
     db.dispose()
     return 0 if ok else 1
 
@@ -351,6 +355,39 @@ def _sim_summary(d: Demo) -> None:
         "逾期升级：" + "，".join(f"{ESCALATION_LEVELS[k]} {v} 次" for k, v in sorted(levels.items()))
         + f"；Prefect 流程运行 {stats.flow_runs} 次，模拟用时 {seconds:.0f} 秒"
     )
+
+
+# Who a visitor of the web app may sign in as, one per kind of user the pages serve.
+WEB_ACCOUNTS = {"li.anquan": "安全管理员（分派、验收）", "sun.banzhang": "班长（排查、整改）",
+                "zhao.chejian": "车间主任（单位负责人）", "qian.jianguan": "监管人员（挂牌督办）",
+                "he.shenji": "审计员（处理记录、校验审计链）"}
+ACCOUNTS_FILE = "demo-accounts.txt"
+
+
+def _web_accounts(d: Demo) -> Path:
+    """Give the demo's people passwords so the web app can open the demo database.
+
+    Random per run, written only to a file readable by its owner in the demo folder: a demo
+    database copied elsewhere carries no well-known password.
+    """
+    lines = ["# safeloop 演示账号（仅用于演示数据库；每次运行 safeloop demo 重新生成）"]
+    for key, role in WEB_ACCOUNTS.items():
+        password = generate_password()
+        set_password(d.session, key, password, actor="admin")
+        lines.append(f"{key}\t{password}\t{role}")
+    d.session.commit()
+    file = d.storage / ACCOUNTS_FILE
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.unlink(missing_ok=True)
+    with open(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return file
+
+
+def _web_hint(d: Demo, path: Path, accounts: Path) -> None:
+    d.console.print(
+        f"网页：SAFELOOP_STORAGE_DIR={d.storage} safeloop --db sqlite:///{path} web ，打开 "
+        f"http://127.0.0.1:8000/ ，以 {'、'.join(WEB_ACCOUNTS)} 登录（密码见 {accounts}）", markup=False)
 
 
 def _summary(d: Demo) -> bool:

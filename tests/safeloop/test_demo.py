@@ -33,3 +33,36 @@ def test_demo_runs_and_verifies(tmp_path: Path):
         assert verify(session.connection()).ok
     engine.dispose()
     assert run_demo(path, Console(file=io.StringIO()), days=0) == 0  # rerun starts from a fresh file
+
+
+def test_demo_database_opens_in_the_web_app(tmp_path: Path):
+    """The README's demo leaves a database the web app opens: its accounts file (owner-only)
+    signs the safety officer in, and the inbox shows the demo's open hazards."""
+    import re
+    import stat
+
+    from fastapi.testclient import TestClient
+
+    from core.settings import Settings
+    from safeloop.api.app import create_app
+    from safeloop.demo import ACCOUNTS_FILE
+
+    out = io.StringIO()
+    path = tmp_path / "demo.db"
+    assert run_demo(path, Console(file=out, width=400), days=0) == 0
+    accounts = tmp_path / "safeloop-demo-data" / ACCOUNTS_FILE
+    assert stat.S_IMODE(accounts.stat().st_mode) == 0o600
+    assert f"sqlite:///{path} web" in out.getvalue() and str(accounts) in out.getvalue()
+    lines = [line.split("\t") for line in accounts.read_text(encoding="utf-8").splitlines()
+             if not line.startswith("#")]
+    password = dict((key, pw) for key, pw, _role in lines)["li.anquan"]
+    app = create_app(Settings(database_url=f"sqlite:///{path}",
+                              storage_dir=tmp_path / "safeloop-demo-data"))
+    with TestClient(app, follow_redirects=False) as client:
+        page = client.get("/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        done = client.post("/login", data={"person": "li.anquan", "password": password,
+                                           "csrf": token, "next": "/"})
+        assert done.status_code == 303, done.text
+        inbox = client.get("/")
+        assert inbox.status_code == 200 and "YH-" in inbox.text
