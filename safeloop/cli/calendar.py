@@ -27,7 +27,7 @@ from safeloop.cli.common import (
     handle_errors,
     open_session,
     print_json,
-    resolve_actor,
+    resolve_operator,
     writing,
 )
 from safeloop.cli.usage import ZhGroup
@@ -90,7 +90,7 @@ def load_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """校验并安装一年或几年的正式节假日与调休安排（整份校验通过才写入，记入审计日志）。"""
-    who = resolve_actor(actor, default="admin")
+    who = resolve_operator(actor)
     settings = STATE.settings
     raw = infile.read_bytes(file, "日历文件", infile.MAX_YAML_BYTES)
     schedule = parse_overrides(infile.decode(raw, str(file), "日历文件"), source=file.name)

@@ -54,6 +54,7 @@ from safeloop.cli.output import (
 )
 from safeloop.cli.usage import click_errors
 from safeloop.database import require_ready
+from states.actors import refuse_internal_actor
 from states.engine import Origin, set_origin
 
 __all__ = ["console", "err_console", "print_json"]  # re-exported: every command prints through them
@@ -146,6 +147,14 @@ def token_principal() -> Principal | None:
             engine.dispose()
     STATE.identified, STATE.principal = True, principal
     return principal
+
+
+def resolve_operator(typed: str | None) -> str:
+    """Who performs an operator's act (``org load``, ``calendar load``, ``user …``): ``typed``
+    or ``admin``; an internal actor (``system``) is refused as it is for every event."""
+    actor = resolve_actor(typed, default="admin")
+    refuse_internal_actor(actor, _origin(STATE.settings, token_principal()))
+    return actor
 
 
 def resolve_actor(typed: str | None, *, default: str | None = None) -> str:

@@ -24,7 +24,7 @@ from safeloop.cli import (
     web,
 )
 from safeloop.cli import report as report
-from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json, resolve_actor
+from safeloop.cli.common import STATE, console, handle_errors, open_session, print_json, resolve_operator
 from safeloop.cli.output import err_console, message, safe
 from safeloop.cli.usage import ZhGroup
 from safeloop.diagram import mermaid
@@ -98,7 +98,7 @@ def org_load_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """加载（或幂等更新）组织结构；为新人员建账号，停用已从本文件移除者的账号。"""
-    who = resolve_actor(actor, default="admin")
+    who = resolve_operator(actor)
     with open_session() as session:
         report = orgfile.load(session, file, actor=who)
     if as_json:

@@ -32,7 +32,7 @@ from safeloop.cli.common import (
     handle_errors,
     open_session,
     print_json,
-    resolve_actor,
+    resolve_operator,
     token_principal,
 )
 from safeloop.cli.output import cells, safe
@@ -50,7 +50,7 @@ MAX_DAYS = 3660
 
 def _actor(typed: str | None, target: str | None = None) -> str:
     """Who acts; with a token, only on the token's own account."""
-    actor = resolve_actor(typed, default="admin")
+    actor = resolve_operator(typed)
     principal = token_principal()
     if principal is not None and target is not None and target != principal.person_key:
         raise PermissionDenied(f"使用令牌时只能管理本人（{principal.person_key}）的账号")

@@ -80,3 +80,21 @@ def test_a_bad_file_exits_2_and_changes_nothing(cli, tmp_path: Path, content: by
 def test_a_directory_or_missing_file_is_refused(cli, tmp_path: Path) -> None:
     assert cli("calendar", "load", str(tmp_path)).exit_code == 2
     assert cli("calendar", "load", str(tmp_path / "none.yaml")).exit_code == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["calendar", "load", "{file}"],
+    ["org", "load", str(DEMO_ORG)],
+    ["user", "set-password", "li.anquan", "--generate"],
+])
+def test_an_operator_act_as_system_is_refused(cli, tmp_path: Path, argv: list[str]) -> None:
+    """``system`` is the flows' identity: an operator's act typed as ``--as system`` is refused
+    (exit 1) and writes nothing, as every event is."""
+    file = tmp_path / "2027.yaml"
+    file.write_text(SCHEDULE_2027, encoding="utf-8")
+    before = _audit_rows(cli)
+    result = cli(*[a.replace("{file}", str(file)) for a in argv], "--as", "system")
+    assert result.exit_code == 1, result.output
+    assert "系统内部身份" in result.output
+    assert _audit_rows(cli) == before
+    assert not (tmp_path / "store" / "calendar").exists()
