@@ -13,7 +13,7 @@ STATIC = Path(__file__).parent / "static"
 # The pages anyone may open: the login form and the static files (htmx, the stylesheet).
 PUBLIC_PAGES = frozenset({"/login", "/static"})
 # Pages whose form carries a file (a photo): the app caps their body as an evidence upload.
-UPLOAD_PAGES = frozenset({"/hazard/new", "/inspection/item"})
+UPLOAD_PAGES = frozenset({"/hazard/new", "/inspection/item", "/events/photo"})
 
 
 def is_page(route: Any) -> bool:

@@ -32,7 +32,7 @@ from safeloop.api.routes.evidence import receive
 from safeloop.api.routes.workflows import READ_ONLY
 from safeloop.web import drafts, forms, views
 from safeloop.web.pages import Visit, see_other
-from safeloop.web.report import IMAGES, PHOTO_KINDS
+from safeloop.web.photos import IMAGES, PHOTO_KINDS
 from states import engine
 from states.actors import Lookups
 from states.registry import WORKFLOWS
@@ -235,15 +235,19 @@ def _htmx(visit: Visit) -> bool:
 
 def _item_fragment(visit: Visit, code: str, item: str, status: int = 200, *, refusal: str | None = None,
                    posted: dict[str, str] | None = None, saved_now: bool = False) -> Response:
-    """One item's block of the checklist, for htmx to swap in place after a save."""
+    """One item's block of the checklist, for htmx to swap in place; after a save also the
+    page's progress, state and submit form's version (out of band), which the save changed."""
     row = _task(visit, code)
+    may_submit = saved_now and any(r.name == "submit" for r in _allowed(visit, row))
     items = {i["code"]: i for i in _items(visit, row["template_id"])}
     if item not in items:
         return visit.page("error.html", status, title="无法保存", message=refusal or "检查项不存在")
     saved = drafts.load(visit.session.connection(), row["id"])
-    return visit.page("inspection_item.html", status, row=row, code=code, path=_path(code),
+    return visit.page("inspection_saved.html", status, row=row, code=code, path=_path(code),
                       i=items[item], d=saved.get(item), outcomes=drafts.OUTCOMES, refusal=refusal,
-                      posted=posted or {}, saved_now=saved_now, note_max=drafts.NOTE_MAX)
+                      posted=posted or {}, saved_now=saved_now, note_max=drafts.NOTE_MAX,
+                      may_submit=may_submit, filled=sum(1 for c in items if c in saved), total=len(items),
+                      state_label=INSPECTION.state_label(row["state"]))
 
 
 # ---- submit, review, return ------------------------------------------------------------------

@@ -108,7 +108,9 @@ def test_today_lists_the_task_and_drafts_survive_a_reload(client: TestClient, en
     assert again.status_code == 303
     fragment = save(client, csrf, task, "T02", "pass", "", **{"HX-Request": "true"})
     assert fragment.status_code == 200 and "<html" not in fragment.text and "已保存" in fragment.text
-    assert 'id="item-T02"' in fragment.text
+    assert 'id="item-T02"' in fragment.text and 'hx-swap-oob="true">已填 2 / 12 项' in fragment.text
+    version = VERSION.search(fragment.text)  # the submit form's version, updated out of band
+    assert version and version.group(1) == str(task_row(engine, task)["version"])
     reloaded = client.get(f"/inspection/{task}").text
     assert "已填 2 / 12 项" in reloaded and "今日无交接" in reloaded and "检查中" in reloaded
     assert 'value="na" checked' in reloaded
