@@ -93,7 +93,8 @@ def fill_all(client: TestClient, code: str, fails: dict[str, str] | None = None,
 def test_today_lists_the_task_and_drafts_survive_a_reload(client: TestClient, engine: Engine,
                                                           task: str) -> None:
     signed_in(client, engine, "sun.banzhang")
-    assert 'href="/inspection/today"' in client.get("/").text
+    inbox = client.get("/").text
+    assert 'href="/inspection/today"' in inbox and f'href="/inspection/{task}"' in inbox
     today = client.get("/inspection/today")
     assert today.status_code == 200 and f'href="/inspection/{task}"' in today.text
     assert "weld/" not in today.text  # the other enterprise's task is not his
@@ -140,6 +141,13 @@ def test_drafts_are_scoped_to_the_tasks_assignee(client: TestClient, engine: Eng
     answer = save(client, csrf_of(page.text), task, "T01", "pass", photo=("a.png", png(), "image/png"))
     assert answer.status_code == 403 and "已指定检查人" in answer.text
     assert counts(engine) == before and task_row(engine, task)["state"] == "scheduled"
+    client.cookies.clear()
+    signed_in(client, engine, "he.shenji")  # an auditor looks, and writes nothing
+    page = client.get(f"/inspection/{task}")
+    assert page.status_code == 200 and 'action="/inspection/item"' not in page.text
+    before = counts(engine)
+    answer = save(client, csrf_of(page.text), task, "T01", "pass")
+    assert answer.status_code == 403 and "只读" in answer.text and counts(engine) == before
 
 
 def test_submit_once_and_each_failed_item_shows_its_hazard(client: TestClient, engine: Engine,
