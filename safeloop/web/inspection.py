@@ -206,7 +206,10 @@ def save_item(visit: Visit) -> Response:
         if refusal is not None:
             raise PermissionDenied(refusal)
         drafts.check({i["code"]: i for i in _items(visit, row["template_id"])}, item, outcome, note)
-        visit.session.rollback()  # photo, start and draft: one transaction, started clean
+        # The photo's row commits with ``start`` (the engine commits), the draft after it: a
+        # refused photo or start writes nothing; a start that stands without its draft is
+        # still what happened (the inspector began).
+        visit.session.rollback()
         ref = None
         photo = visit.files.get("photo")
         if photo is not None and (photo.filename or photo.size):
