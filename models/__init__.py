@@ -4,7 +4,13 @@ from models.account import Account, ApiToken, LoginSession
 from models.audit import AuditCheckpoint, AuditEntry, AuditHead
 from models.evidence import Evidence
 from models.hazard import Hazard
-from models.inspection import ChecklistItem, ChecklistTemplate, InspectionPlan, InspectionTask
+from models.inspection import (
+    ChecklistItem,
+    ChecklistTemplate,
+    InspectionDraft,
+    InspectionPlan,
+    InspectionTask,
+)
 from models.notification import Delivery
 from models.org import Department, Enterprise, Jurisdiction, Person, RoleGrant, Unit
 from models.outbox import OutboxMessage
@@ -19,6 +25,7 @@ __all__ = [
     "AuditEntry",
     "ChecklistItem",
     "ChecklistTemplate",
+    "InspectionDraft",
     "InspectionPlan",
     "InspectionTask",
     "AuditHead",

@@ -99,3 +99,24 @@ class InspectionTask(SQLModel, table=True):
     batch: str = Field(max_length=64, index=True)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class InspectionDraft(SQLModel, table=True):
+    """One checklist item's answer while the inspector is still filling the list in (web app).
+
+    Not business state: the engine never reads it and the trail does not record it; the task's
+    results are what the ``submit`` event carries. One row per task and item, overwritten on
+    each save, so a reloaded page shows the draft and its size is bounded by the checklist.
+    """
+
+    __tablename__ = "inspection_draft"
+    __table_args__ = (UniqueConstraint("task_id", "item", name="uq_draft_task_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="inspection_task.id")
+    item: str = Field(max_length=64)
+    outcome: str = Field(max_length=8)
+    note: str = Field(default="", max_length=2000)
+    evidence: list | None = Field(default=None, sa_column=Column(JSON))  # type: ignore[type-arg]
+    person_id: int = Field(foreign_key="person.id")
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -24,6 +24,7 @@ from models import (
     Enterprise,
     Evidence,
     Hazard,
+    InspectionDraft,
     InspectionPlan,
     InspectionTask,
     Jurisdiction,
@@ -57,6 +58,7 @@ DEPARTMENT = _table(Department)
 ENTERPRISE = _table(Enterprise)
 EVIDENCE = _table(Evidence)
 HAZARD = _table(Hazard)
+INSPECTION_DRAFT = _table(InspectionDraft)
 INSPECTION_PLAN = _table(InspectionPlan)
 INSPECTION_TASK = _table(InspectionTask)
 JURISDICTION = _table(Jurisdiction)

@@ -13,7 +13,7 @@ STATIC = Path(__file__).parent / "static"
 # The pages anyone may open: the login form and the static files (htmx, the stylesheet).
 PUBLIC_PAGES = frozenset({"/login", "/static"})
 # Pages whose form carries a file (a photo): the app caps their body as an evidence upload.
-UPLOAD_PAGES = frozenset({"/hazard/new"})
+UPLOAD_PAGES = frozenset({"/hazard/new", "/inspection/item", "/events/photo"})
 
 
 def is_page(route: Any) -> bool:
@@ -26,9 +26,10 @@ def is_page(route: Any) -> bool:
 def mount(app: Any) -> None:
     from starlette.staticfiles import StaticFiles
 
-    from safeloop.web import audit, pages, report
+    from safeloop.web import audit, inspection, pages, report
 
     report.mount(app, pages.page)  # before the pages: /hazard/new is no hazard's code
     audit.mount(app, pages.page)
+    inspection.mount(app, pages.page)  # before the pages: /inspection/today is no task's code
     pages.mount(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -39,7 +39,7 @@ from safeloop.api import queries
 from safeloop.api.errors import kind_of, validation_fields
 from safeloop.api.routes.bodies import body_model, split
 from safeloop.api.routes.workflows import READ_ONLY
-from safeloop.web import auth, forms, views
+from safeloop.web import auth, forms, photos, views
 from safeloop.web.render import render
 from safeloop.web.reporters import is_auditor, units_for
 from states import engine
@@ -270,7 +270,7 @@ def _entity_page(visit: Visit, workflow: Workflow, code: str, *, status: int = 2
     facts = views.facts(conn, row, zone)
     allowed = _allowed(visit, workflow, row["id"])
     actions = [{"rule": r, "fields": forms.fields_of(body_model(workflow, r)),
-                "open": r.name == event} for r in allowed]
+                "photo": photos.takes_photo(workflow, r), "open": r.name == event} for r in allowed]
     return visit.page("entity.html", status, workflow=workflow, row=row, facts=facts,
                       state_label=workflow.state_label(row["state"]), due_text=views.local(due, zone),
                       left=left, overdue=overdue, timeline=rows, evidence=evidence, actions=actions,
@@ -308,6 +308,7 @@ def fire(workflow: Workflow) -> Handler:
                 raise InvalidInput(validation_fields(exc.errors())[0]) from exc
             data, comment, role = split(body)
             visit.session.rollback()  # the engine's transaction starts clean (and takes its own locks)
+            photos.attach(visit, workflow, rule, data)  # a photo posted with the event (/events/photo)
             engine.fire(visit.session, workflow, row["id"], rule.name, actor=visit.principal.person_key,
                         role=role, comment=comment, data=data, expected_version=int(version))
         except SafeloopError as exc:
@@ -336,3 +337,4 @@ def mount(app: Any) -> None:
         add(f"/{workflow.name}/{{code}}", page(entity(workflow)), methods=["GET"], include_in_schema=False)
         add(f"/{workflow.name}/{{code}}/events/{{event}}", page(fire(workflow)), methods=["POST"],
             include_in_schema=False)
+    photos.mount(app, page, fire)  # an event's form with a photo (提交验收, 现场整改)

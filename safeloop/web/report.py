@@ -24,14 +24,13 @@ from safeloop.api.routes.evidence import receive
 from safeloop.api.routes.workflows import READ_ONLY
 from safeloop.web import forms
 from safeloop.web.pages import Visit, see_other
+from safeloop.web.photos import IMAGES, PHOTO_KINDS
 from safeloop.web.reporters import units_for
 from states import engine
 from states.registry import WORKFLOWS
 
 HAZARD = WORKFLOWS["hazard"]
 FIELDS = ("unit", "title", "category", "grade", "description", "location")
-IMAGES = frozenset({"image/jpeg", "image/png"})
-PHOTO_KINDS = "JPEG、PNG 照片"
 NO_UNIT = "您在任何单位都没有上报隐患的角色（巡查员、整改人、安全管理员、单位负责人、主要负责人或监管人员）"
 
 
