@@ -24,7 +24,7 @@ from starlette.responses import Response
 from core.errors import InvalidInput, NotFound, PermissionDenied, SafeloopError
 from models.db import as_utc, utcnow
 from models.tables import CHECKLIST_ITEM as ITEM
-from models.tables import EVIDENCE, HAZARD, INSPECTION_PLAN, INSPECTION_TASK, PERSON, UNIT
+from models.tables import HAZARD, INSPECTION_PLAN, INSPECTION_TASK, PERSON, UNIT
 from safeloop.api import queries
 from safeloop.api.errors import kind_of, validation_fields
 from safeloop.api.routes.bodies import body_model, split
@@ -32,7 +32,7 @@ from safeloop.api.routes.evidence import receive
 from safeloop.api.routes.workflows import READ_ONLY
 from safeloop.web import drafts, forms, views
 from safeloop.web.pages import Visit, see_other
-from safeloop.web.photos import IMAGES, PHOTO_KINDS
+from safeloop.web.photos import IMAGES, PHOTO_KINDS, image_response
 from states import engine
 from states.actors import Lookups
 from states.registry import WORKFLOWS
@@ -40,7 +40,6 @@ from states.workflow import EventRule
 
 INSPECTION = WORKFLOWS["inspection"]
 OWN_EVENTS = frozenset({"start", "submit"})  # fired by saving and submitting the checklist
-PHOTO_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
 
 
 def _code(visit: Visit) -> str:
@@ -326,16 +325,7 @@ def photo(visit: Visit) -> Response:
     conn = visit.session.connection()
     known = {e["sha256"] for d in drafts.load(conn, row["id"]).values() for e in d["evidence"]}
     known |= {e["sha256"] for e in queries.evidence_refs(queries.timeline(conn, INSPECTION, row["id"]))}
-    stored = conn.execute(select(EVIDENCE.c.stored_path).where(EVIDENCE.c.sha256 == sha)).scalar() \
-        if sha in known else None
-    path = visit.settings.storage_dir / stored if stored else None
-    if path is None or not path.is_file():
-        raise NotFound("照片不存在")
-    content = path.read_bytes()
-    media = next((kind for kind, head in PHOTO_TYPES.items() if content.startswith(head)), None)
-    if media is None:
-        raise NotFound("照片不存在")
-    return Response(content, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
+    return image_response(conn, visit.settings.storage_dir, sha, known)
 
 
 def mount(app: Any, page: Callable[..., Any]) -> None:

@@ -286,6 +286,18 @@ def entity(workflow: Workflow) -> Handler:
     return show
 
 
+def evidence_image(workflow: Workflow) -> Handler:
+    """A photo the entity's trail carries, as the thumbnail on its page (scope as the page's)."""
+    def image(visit: Visit) -> Response:
+        conn = visit.session.connection()
+        row = queries.entity(conn, workflow, visit.params["code"], visit.scope.where(workflow))
+        known = {e["sha256"] for e in queries.evidence_refs(queries.timeline(conn, workflow, row["id"]))}
+        return photos.image_response(conn, visit.settings.storage_dir, visit.params["sha"], known)
+
+    image.__name__ = f"evidence_{workflow.name}"
+    return image
+
+
 def fire(workflow: Workflow) -> Handler:
     def fire_event(visit: Visit) -> Response:
         code, name = visit.params["code"], visit.params["event"]
@@ -337,4 +349,6 @@ def mount(app: Any) -> None:
         add(f"/{workflow.name}/{{code}}", page(entity(workflow)), methods=["GET"], include_in_schema=False)
         add(f"/{workflow.name}/{{code}}/events/{{event}}", page(fire(workflow)), methods=["POST"],
             include_in_schema=False)
+        add(f"/{workflow.name}/{{code}}/evidence/{{sha}}", page(evidence_image(workflow)),
+            methods=["GET"], include_in_schema=False)
     photos.mount(app, page, fire)  # an event's form with a photo (提交验收, 现场整改)

@@ -8,10 +8,15 @@ images only) in the engine's transaction, so a refused event or photo writes not
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection, select
+from starlette.responses import Response
+
 from core.errors import NotFound
+from models.tables import EVIDENCE
 from safeloop.api.routes.bodies import body_model
 from safeloop.api.routes.evidence import receive
 from states.registry import WORKFLOWS
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
     from safeloop.web.pages import Visit
 
 IMAGES = frozenset({"image/jpeg", "image/png"})
+PHOTO_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
 PHOTO_KINDS = "JPEG、PNG 照片"
 FIELD = "photo"
 PATH = "/events/photo"
@@ -38,6 +44,22 @@ def attach(visit: Visit, workflow: Workflow, rule: EventRule, data: dict[str, An
     ref = receive(visit.session, visit.settings.storage_dir, photo.file, photo.filename,
                   visit.settings.api_max_upload_bytes, kinds=IMAGES, accepted=PHOTO_KINDS)
     data["evidence"] = [*data.get("evidence", []), {k: ref[k] for k in ("sha256", "name", "size", "path")}]
+
+
+def image_response(conn: Connection, storage_dir: Path, sha: str, known: Collection[str]) -> Response:
+    """A stored photo the caller's page refers to (``known``: the hashes its entity's trail or
+    drafts carry), served as an image only when its bytes are one: anything else is 404."""
+    stored = conn.execute(select(EVIDENCE.c.stored_path).where(EVIDENCE.c.sha256 == sha)).scalar() \
+        if sha in known else None
+    path = storage_dir / stored if stored else None
+    if path is None or not path.is_file():
+        raise NotFound("照片不存在")
+    content = path.read_bytes()
+    media = next((kind for kind, head in PHOTO_TYPES.items() if content.startswith(head)), None)
+    if media is None:
+        raise NotFound("照片不存在")
+    return Response(content, media_type=media, headers={"X-Content-Type-Options": "nosniff",
+                                                        "Cache-Control": "private, max-age=3600"})
 
 
 def mount(app: Any, page: Callable[..., Any], fire: Callable[[Workflow], Callable[..., Any]]) -> None:

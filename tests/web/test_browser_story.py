@@ -200,6 +200,9 @@ def test_from_a_failed_checklist_item_to_a_verified_trail(story: Story, engine: 
     rectifier.click("#form-submit button[type=submit]")
     expect(rectifier.locator("#state")).to_have_text("待验收")
     assert "guard-fixed.png" in rectifier.locator("body").inner_text()
+    thumb = rectifier.locator("ul.evidence img[alt='guard-fixed.png']")  # the hazard page's thumbnail
+    assert thumb.evaluate("img => img.complete && img.naturalWidth ? img.naturalWidth : new Promise("
+                          "done => { img.onload = () => done(img.naturalWidth); })") == 32
     assert rectifier.locator("summary:has-text('验收销号')").count() == 0
     story.shot(rectifier, "hazard-submitted")
     csrf = rectifier.locator("input[name=csrf]").first.get_attribute("value")
@@ -222,6 +225,7 @@ def test_from_a_failed_checklist_item_to_a_verified_trail(story: Story, engine: 
     auditor.wait_for_url(base + "/audit")
     auditor.fill("#entity", hazard)
     auditor.click("#audit-search button[type=submit]")
+    auditor.wait_for_url(f"{base}/audit?entity={hazard}*")  # /audit itself lists the same link
     auditor.click(f"a[href='/audit/entity/hazard/{hazard}']")
     auditor.wait_for_url(f"{base}/audit/entity/hazard/{hazard}")
     timeline = auditor.locator("#audit-rows").inner_text()

@@ -65,3 +65,26 @@ def test_a_bad_photo_with_an_event_is_refused_and_nothing_written(client: TestCl
     no_token = client.post("/events/photo", data={"workflow": "hazard", "code": code, "event": "submit"},
                            files={"photo": ("a.png", png(), "image/png")})
     assert no_token.status_code == 403 and counts(engine) == before and stored_files(app) == []
+
+
+def test_the_hazard_page_shows_its_photos_to_those_who_see_it(client: TestClient, engine: Engine) -> None:
+    """The thumbnail is served from the entity's own trail: a hash the trail does not carry, or a
+    person of another enterprise, gets 404; the bytes go out as an image with nosniff."""
+    code = assigned(engine)
+    signed_in(client, engine, "zhou.weixiu")
+    image = png(4, 4)
+    assert post(client, client.get(f"/hazard/{code}").text, code,
+                ("fixed.png", image, "image/png")).status_code == 303
+    digest = hashlib.sha256(image).hexdigest()
+    page = client.get(f"/hazard/{code}").text
+    assert f'<img src="/hazard/{code}/evidence/{digest}"' in page
+    shown = client.get(f"/hazard/{code}/evidence/{digest}")
+    assert shown.status_code == 200 and shown.content == image
+    assert shown.headers["content-type"] == "image/png"
+    assert shown.headers["x-content-type-options"] == "nosniff"
+    assert client.get(f"/hazard/{code}/evidence/{'0' * 64}").status_code == 404
+    other = report(engine)  # the photo is not in this hazard's trail
+    assert client.get(f"/hazard/{other}/evidence/{digest}").status_code in (403, 404)
+    client.cookies.clear()
+    signed_in(client, engine, "chen.anyuan")  # another enterprise's safety officer
+    assert client.get(f"/hazard/{code}/evidence/{digest}").status_code == 404
