@@ -26,10 +26,12 @@ def is_page(route: Any) -> bool:
 def mount(app: Any) -> None:
     from starlette.staticfiles import StaticFiles
 
-    from safeloop.web import audit, inspection, pages, report
+    from safeloop.web import audit, dashboard, inspection, pages, regulator, report, risk
 
     report.mount(app, pages.page)  # before the pages: /hazard/new is no hazard's code
     audit.mount(app, pages.page)
     inspection.mount(app, pages.page)  # before the pages: /inspection/today is no task's code
+    for views in (regulator, risk, dashboard):  # before the pages: /hazard (the list) and friends
+        views.mount(app, pages.page)
     pages.mount(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
