@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, Connection, and_, case, func, select
 from starlette.responses import Response
 
 from core.calendar.periods import Cadence, Period, period_of
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from models.db import utcnow
 from models.enums import Tier
 from models.tables import ENTERPRISE, UNIT
@@ -120,17 +120,25 @@ def by_enterprise(conn: Connection, where: ColumnElement[bool] | None, now: date
             .where(table.c.state.in_(OPEN_HAZARD), *_where(where))
             .group_by(table.c.enterprise_id).order_by(opened.desc(), table.c.enterprise_id).limit(TOP))
     rows = conn.execute(stmt).all()
-    keys = dict(conn.execute(select(ENTERPRISE.c.id, ENTERPRISE.c.key).where(
-        ENTERPRISE.c.id.in_([r[0] for r in rows])))) if rows else {}
+    keys = _keys(conn, [r[0] for r in rows])
     names = views.names(conn, ENTERPRISE, [r[0] for r in rows])
     return [{"key": keys.get(e, ""), "name": names.get(e, ""), "open": int(n), "overdue": int(late)}
             for e, n, late in rows]
+
+
+def _keys(conn: Connection, ids: list[Any]) -> dict[Any, str]:
+    if not ids:
+        return {}
+    found = conn.execute(select(ENTERPRISE.c.id, ENTERPRISE.c.key).where(ENTERPRISE.c.id.in_(ids)))
+    return {r[0]: str(r[1]) for r in found}
 
 
 def dashboard(visit: Visit) -> Response:
     conn = visit.session.connection()
     try:
         where_focus = focus.focus_of(conn, visit.scope, visit.request.query_params)
+    except NotFound:  # a NotFound is an InvalidInput: the page answers it 404
+        raise
     except InvalidInput as exc:
         return visit.page("error.html", 422, title="筛选条件有误", message=exc.message)
     now, zone = utcnow(), visit.settings.timezone
@@ -202,6 +210,8 @@ def inspections(visit: Visit) -> Response:
                                field="tier")
         if window not in WINDOWS:
             raise InvalidInput("时间范围无效，可选：本周、本月、本季度", field="window")
+    except NotFound:  # a NotFound is an InvalidInput: the page answers it 404
+        raise
     except InvalidInput as exc:
         return visit.page("error.html", 422, title="筛选条件有误", message=exc.message)
     now, zone = utcnow(), visit.settings.timezone

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, false, func, select
 from starlette.responses import Response
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from models.db import utcnow
 from models.tables import ENTERPRISE
 from safeloop.api import queries
@@ -90,6 +90,8 @@ def show(workflow: Workflow) -> Callable[[Visit], Response]:
             counted = [*extra, *([workflow.table.c.state == wanted.state] if wanted.state else []),
                        *([overdue(workflow, now)] if late else [])]
             total = count(conn, workflow, and_(*counted) if counted else None)
+        except NotFound:  # a NotFound is an InvalidInput: the page answers it 404
+            raise
         except InvalidInput as exc:
             return visit.page("error.html", 422, title="筛选条件有误", message=exc.message)
         zone = visit.settings.timezone
