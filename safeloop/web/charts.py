@@ -28,6 +28,23 @@ class Bar:
     colour: str = BLUE
 
 
+def _ems(text: str) -> float:
+    """Approximate width in ems: CJK characters are square, Latin ones about half."""
+    return sum(1.0 if ord(ch) >= 0x2E80 else 0.6 for ch in text)
+
+
+def fitted(label: str, ems: float = LABEL_W / 13) -> str:
+    """``label`` cut with "…" to fit ``ems`` ems (the full label is the row's tooltip)."""
+    if _ems(label) <= ems:
+        return label
+    out = ""
+    for ch in label:
+        if _ems(out + ch) > ems - 1.6:
+            break
+        out += ch
+    return out + "…"
+
+
 def bars(title: str, items: list[Bar], *, top: float | None = None) -> Markup:
     """Horizontal bars, one row each, scaled to ``top`` (default: the largest value)."""
     peak = top if top is not None else max((b.value for b in items), default=0.0)
@@ -40,8 +57,9 @@ def bars(title: str, items: list[Bar], *, top: float | None = None) -> Markup:
     for i, bar in enumerate(items):
         y = 4 + i * ROW
         length = 0.0 if peak <= 0 else max(0.0, min(1.0, bar.value / peak)) * BAR_MAX
-        row = [f'<text x="{LABEL_W}" y="{y + 19}" font-size="13" text-anchor="end" fill="#1b1f24">'
-               f"{escape(bar.label)}</text>",
+        row = [f"<title>{escape(bar.label)}：{escape(bar.text)}</title>",
+               f'<text x="{LABEL_W}" y="{y + 19}" font-size="13" text-anchor="end" fill="#1b1f24">'
+               f"{escape(fitted(bar.label))}</text>",
                f'<rect x="{BAR_X}" y="{y + 5}" width="{BAR_MAX}" height="18" rx="3" fill="#eef1f4"/>',
                f'<rect x="{BAR_X}" y="{y + 5}" width="{length:.1f}" height="18" rx="3" fill="{bar.colour}"/>',
                f'<text x="{BAR_X + BAR_MAX + 6}" y="{y + 19}" font-size="13" fill="#1b1f24">'
@@ -49,7 +67,7 @@ def bars(title: str, items: list[Bar], *, top: float | None = None) -> Markup:
         if bar.href:
             out.append(f'<a href="{escape(bar.href)}">{"".join(row)}</a>')
         else:
-            out.extend(row)
+            out.append(f'<g>{"".join(row)}</g>')
     out.append("</svg>")
     return Markup("".join(out))
 
