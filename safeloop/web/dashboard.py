@@ -67,12 +67,23 @@ def _flag(condition: ColumnElement[bool]) -> Any:
 Where = ColumnElement[bool] | None
 
 
-def hazard_counts(conn: Connection, where: Where, now: datetime) -> dict[str, tuple[int, int, int]]:
-    """state -> (hazards, overdue, escalated), one GROUP BY."""
+def hazard_cells(conn: Connection, where: Where, now: datetime) -> list[tuple[int, str, int, int, int]]:
+    """(enterprise id, state, hazards, overdue, escalated): one GROUP BY that both the state
+    figures and the enterprise ranking are summed from (one pass over the rows in scope)."""
     table = HAZARD.table
-    stmt = (select(table.c.state, func.count(), _flag(overdue(HAZARD, now)),
-                   _flag(table.c.escalation_level > 0)).where(*_where(where)).group_by(table.c.state))
-    return {str(s): (int(n), int(late), int(up)) for s, n, late, up in conn.execute(stmt)}
+    stmt = (select(table.c.enterprise_id, table.c.state, func.count(), _flag(overdue(HAZARD, now)),
+                   _flag(table.c.escalation_level > 0))
+            .where(*_where(where)).group_by(table.c.enterprise_id, table.c.state))
+    return [(int(e), str(s), int(n), int(late), int(up)) for e, s, n, late, up in conn.execute(stmt)]
+
+
+def hazard_counts(cells: list[tuple[int, str, int, int, int]]) -> dict[str, tuple[int, int, int]]:
+    """state -> (hazards, overdue, escalated)."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for _e, state, n, late, up in cells:
+        had = out.get(state, (0, 0, 0))
+        out[state] = (had[0] + n, had[1] + late, had[2] + up)
+    return out
 
 
 def listing_counts(conn: Connection, where: Where, now: datetime) -> dict[str, tuple[int, int]]:
@@ -112,18 +123,19 @@ def completion(conn: Connection, where: ColumnElement[bool] | None,
     return out
 
 
-def by_enterprise(conn: Connection, where: ColumnElement[bool] | None, now: datetime) -> list[dict[str, Any]]:
+def by_enterprise(conn: Connection, cells: list[tuple[int, str, int, int, int]]) -> list[dict[str, Any]]:
     """The enterprises with the most open hazards (overdue alongside), at most ``TOP``."""
-    table = HAZARD.table
-    opened = func.count()
-    stmt = (select(table.c.enterprise_id, opened, _flag(overdue(HAZARD, now)))
-            .where(table.c.state.in_(OPEN_HAZARD), *_where(where))
-            .group_by(table.c.enterprise_id).order_by(opened.desc(), table.c.enterprise_id).limit(TOP))
-    rows = conn.execute(stmt).all()
-    keys = _keys(conn, [r[0] for r in rows])
-    names = views.names(conn, ENTERPRISE, [r[0] for r in rows])
-    return [{"key": keys.get(e, ""), "name": names.get(e, ""), "open": int(n), "overdue": int(late)}
-            for e, n, late in rows]
+    opened: dict[int, list[int]] = {}
+    for enterprise, state, n, late, _up in cells:
+        if state in OPEN_HAZARD:
+            mine = opened.setdefault(enterprise, [0, 0])
+            mine[0] += n
+            mine[1] += late
+    top = sorted(opened.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP]
+    ids = [e for e, _ in top]
+    keys, names = _keys(conn, ids), views.names(conn, ENTERPRISE, ids)
+    return [{"key": keys.get(e, ""), "name": names.get(e, ""), "open": n, "overdue": late}
+            for e, (n, late) in top]
 
 
 def _keys(conn: Connection, ids: list[Any]) -> dict[Any, str]:
@@ -143,7 +155,8 @@ def dashboard(visit: Visit) -> Response:
         return visit.page("error.html", 422, title="筛选条件有误", message=exc.message)
     now, zone = utcnow(), visit.settings.timezone
     link = where_focus.link
-    hazards = hazard_counts(conn, focus.where(visit.scope, where_focus, HAZARD.table), now)
+    by_cell = hazard_cells(conn, focus.where(visit.scope, where_focus, HAZARD.table), now)
+    hazards = hazard_counts(by_cell)
     listings = listing_counts(conn, focus.where(visit.scope, where_focus, LISTING.table), now)
     periods = windows(now, zone)
     rates = completion(conn, focus.where(visit.scope, where_focus, INSPECTION.table), periods)
@@ -185,8 +198,7 @@ def dashboard(visit: Visit) -> Response:
                              charts.GREEN if share >= 0.9 else charts.BLUE if share >= 0.6 else charts.RED))
         chart = charts.bars(f"{label}排查完成率", items, top=1.0)
         rate_charts.append((f"{label}（{periods[name].label}）", chart))
-    top = by_enterprise(conn, focus.where(visit.scope, where_focus, HAZARD.table), now) \
-        if where_focus.kind != "enterprise" else []
+    top = by_enterprise(conn, by_cell) if where_focus.kind != "enterprise" else []
     regulator = any(g.role == "regulator" for g in visit.scope.grants)
     return visit.page(
         "dashboard.html", focus=where_focus, figures=figures,
