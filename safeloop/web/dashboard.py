@@ -3,9 +3,9 @@ overdue / escalated hazards, the listings, and the inspection completion rate pe
 week, month and quarter, with small SVG charts (``safeloop.web.charts``).
 
 Every figure is one GROUP BY over the person's read scope (``states.visibility``) narrowed to the
-focus -- a handful of set-wise queries whatever the number of rows -- and links to the list it
-counts: ``/hazard`` and ``/listing`` (``safeloop.web.lists``, the same conditions) and
-``/dashboard/inspections`` here.
+focus -- a handful of set-wise queries whatever the number of rows, remembered until the audit
+trail moves or the minute turns (``counted``) -- and links to the list it counts: ``/hazard``
+and ``/listing`` (``safeloop.web.lists``, the same conditions) and ``/dashboard/inspections``.
 
 Definitions (the lists use the same): open = a hazard in 已上报/制定治理方案/整改中/待验收;
 overdue = past its deadline and not closed or cancelled (the API's ``overdue`` filter); escalated
@@ -15,6 +15,8 @@ overlaps it (cancelled tasks are left out) and is done when submitted or reviewe
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,7 @@ from core.calendar.periods import Cadence, Period, period_of
 from core.errors import InvalidInput, NotFound
 from models.db import utcnow
 from models.enums import Tier
+from models.tables import AUDIT_ENTRY as AUDIT
 from models.tables import ENTERPRISE, UNIT
 from models.tables import INSPECTION_PLAN as PLAN
 from safeloop.web import charts, focus, views
@@ -34,6 +37,7 @@ from safeloop.web.charts import Bar
 from safeloop.web.lists import overdue
 from safeloop.web.pages import Visit
 from states.registry import WORKFLOWS
+from states.visibility import Visibility
 from states.workflows.hazard import OPEN_STATES as OPEN_HAZARD
 from states.workflows.listing import ACTIVE as ACTIVE_LISTING
 
@@ -145,6 +149,45 @@ def _keys(conn: Connection, ids: list[Any]) -> dict[Any, str]:
     return {r[0]: str(r[1]) for r in found}
 
 
+Cells = list[tuple[int, str, int, int, int]]
+Counted = tuple[Cells, dict[str, tuple[int, int]], dict[str, Period], dict[str, dict[str, tuple[int, int]]]]
+_memo: OrderedDict[tuple[Any, ...], Counted] = OrderedDict()
+_memo_lock = threading.Lock()
+MEMO_SIZE = 256
+
+
+def counted(conn: Connection, scope: Visibility, where_focus: focus.Focus, now: datetime,
+            zone: str) -> Counted:
+    """The dashboard's GROUP BYs, remembered per (database, grants, focus, minute, last audit row).
+
+    Every change of a business row is an engine event with its audit row in the same
+    transaction, so the trail's last ``seq`` moves whenever a figure can; "overdue" moves with
+    time, so the minute is part of the key (figures at most a minute behind a deadline passing).
+    People with the same grants share an entry; at most ``MEMO_SIZE`` are kept (per process).
+    """
+    minute = now.replace(second=0, microsecond=0)
+    last = conn.execute(select(func.max(AUDIT.c.seq))).scalar()
+    key = (conn.engine.url.render_as_string(hide_password=True), scope.grants, scope.everything,
+           where_focus, minute, zone, last)
+    with _memo_lock:
+        found = _memo.get(key)
+        if found is not None:
+            _memo.move_to_end(key)
+            return found
+    periods = windows(minute, zone)
+    result: Counted = (
+        hazard_cells(conn, focus.where(scope, where_focus, HAZARD.table), minute),
+        listing_counts(conn, focus.where(scope, where_focus, LISTING.table), minute),
+        periods,
+        completion(conn, focus.where(scope, where_focus, INSPECTION.table), periods),
+    )
+    with _memo_lock:
+        _memo[key] = result
+        while len(_memo) > MEMO_SIZE:
+            _memo.popitem(last=False)
+    return result
+
+
 def dashboard(visit: Visit) -> Response:
     conn = visit.session.connection()
     try:
@@ -155,11 +198,8 @@ def dashboard(visit: Visit) -> Response:
         return visit.page("error.html", 422, title="筛选条件有误", message=exc.message)
     now, zone = utcnow(), visit.settings.timezone
     link = where_focus.link
-    by_cell = hazard_cells(conn, focus.where(visit.scope, where_focus, HAZARD.table), now)
+    by_cell, listings, periods, rates = counted(conn, visit.scope, where_focus, now, zone)
     hazards = hazard_counts(by_cell)
-    listings = listing_counts(conn, focus.where(visit.scope, where_focus, LISTING.table), now)
-    periods = windows(now, zone)
-    rates = completion(conn, focus.where(visit.scope, where_focus, INSPECTION.table), periods)
 
     open_n = sum(hazards.get(s, (0, 0, 0))[0] for s in OPEN_HAZARD)
     late_n = sum(v[1] for s, v in hazards.items() if s not in HAZARD.terminal)

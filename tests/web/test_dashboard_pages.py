@@ -206,6 +206,13 @@ def test_regulator_dashboard_figures_equal_independent_counts(client: TestClient
     assert rated[("team", "week")][0] == 2 and rated[("workshop", "week")][1] == 0  # 2 done; cancelled out
     tasks = client.get("/dashboard/inspections?enterprise=jinhua&tier=team&window=week&done=1")
     assert tasks.status_code == 200 and TOTAL.search(tasks.text).group(1) == "2"  # type: ignore[union-attr]
+    with Session(seeded, expire_on_commit=False) as session:  # a change shows at once
+        code = session.connection().execute(select(HAZARD.c.code).where(
+            HAZARD.c.state == "reported").order_by(HAZARD.c.id)).scalars().first()
+        session.rollback()
+        state_engine.fire(session, WORKFLOWS["hazard"], code, "cancel", actor="li.anquan", comment="重复上报")
+    after = check(client, seeded, "/dashboard", {"jinhua", "xinfeng"})
+    assert after["在办隐患"][0] == shown["在办隐患"][0] - 1
 
 
 def test_enterprise_dashboard_and_its_bounds(client: TestClient, seeded: Engine) -> None:
