@@ -153,6 +153,7 @@ Cells = list[tuple[int, str, int, int, int]]
 Counted = tuple[Cells, dict[str, tuple[int, int]], dict[str, Period], dict[str, dict[str, tuple[int, int]]]]
 _memo: OrderedDict[tuple[Any, ...], Counted] = OrderedDict()
 _memo_lock = threading.Lock()
+_computing: dict[tuple[Any, ...], threading.Lock] = {}  # keys being computed, each with its lock
 MEMO_SIZE = 256
 
 
@@ -163,7 +164,8 @@ def counted(conn: Connection, scope: Visibility, where_focus: focus.Focus, now: 
     Every change of a business row is an engine event with its audit row in the same
     transaction, so the trail's last ``seq`` moves whenever a figure can; "overdue" moves with
     time, so the minute is part of the key (figures at most a minute behind a deadline passing).
-    People with the same grants share an entry; at most ``MEMO_SIZE`` are kept (per process).
+    People with the same grants share an entry; at most ``MEMO_SIZE`` are kept (per process); when
+    the minute turns under many readers, one computes and the rest wait for it.
     """
     minute = now.replace(second=0, microsecond=0)
     last = conn.execute(select(func.max(AUDIT.c.seq))).scalar()
@@ -174,17 +176,24 @@ def counted(conn: Connection, scope: Visibility, where_focus: focus.Focus, now: 
         if found is not None:
             _memo.move_to_end(key)
             return found
-    periods = windows(minute, zone)
-    result: Counted = (
-        hazard_cells(conn, focus.where(scope, where_focus, HAZARD.table), minute),
-        listing_counts(conn, focus.where(scope, where_focus, LISTING.table), minute),
-        periods,
-        completion(conn, focus.where(scope, where_focus, INSPECTION.table), periods),
-    )
-    with _memo_lock:
-        _memo[key] = result
-        while len(_memo) > MEMO_SIZE:
-            _memo.popitem(last=False)
+        computing = _computing.setdefault(key, threading.Lock())
+    with computing:  # one request computes a key; the others that want it wait for its result
+        with _memo_lock:
+            found = _memo.get(key)
+        if found is not None:
+            return found
+        periods = windows(minute, zone)
+        result: Counted = (
+            hazard_cells(conn, focus.where(scope, where_focus, HAZARD.table), minute),
+            listing_counts(conn, focus.where(scope, where_focus, LISTING.table), minute),
+            periods,
+            completion(conn, focus.where(scope, where_focus, INSPECTION.table), periods),
+        )
+        with _memo_lock:
+            _memo[key] = result
+            _computing.pop(key, None)
+            while len(_memo) > MEMO_SIZE:
+                _memo.popitem(last=False)
     return result
 
 
