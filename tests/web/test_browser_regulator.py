@@ -3,10 +3,11 @@ real uvicorn on a temporary SQLite database with the demo org: the regulator pro
 hazard from the 监管 page, lists it with a deadline, sees its duty clocks, and -- once the
 enterprise has rectified and asked -- delists it; an enterprise user of another enterprise who
 opens the copied addresses gets 404. No JavaScript console error, no sideways scroll; screenshots
-are kept in the test's tmp_path."""
+go to ``SAFELOOP_SCREENSHOT_DIR`` when set, else the test's tmp_path."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def test_a_regulator_lists_and_delists_on_a_phone(served: str, engine: Engine,  
                                                   tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    shots = Path(os.environ.get("SAFELOOP_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
     hazard = major_hazard(engine)
     for person in ("qian.jianguan", "zheng.changzhang"):
         set_password(engine, person)
@@ -50,7 +53,7 @@ def test_a_regulator_lists_and_delists_on_a_phone(served: str, engine: Engine,  
             page.goto(served + "/regulator")
             assert page.locator("h1").inner_text() == "监管"
             assert_no_sideways_scroll(page)
-            page.screenshot(path=tmp_path / "regulator.png", full_page=True)
+            page.screenshot(path=shots / "regulator.png", full_page=True)
             page.click(f"#propose-{hazard}")
             expect(page.locator("#state")).to_have_text("拟挂牌")
             found = re.search(r"GP-\d{6}", page.locator("h1").inner_text())
@@ -62,14 +65,14 @@ def test_a_regulator_lists_and_delists_on_a_phone(served: str, engine: Engine,  
             page.click("#form-list button[type=submit]")
             expect(page.locator("#state")).to_have_text("挂牌督办中")
             assert_no_sideways_scroll(page)
-            page.screenshot(path=tmp_path / "listed.png", full_page=True)
+            page.screenshot(path=shots / "listed.png", full_page=True)
 
             page.goto(served + "/regulator")
             clocks = page.locator(f"#listing-{listing} table.clocks")
             expect(clocks).to_contain_text("报备")
             assert "个工作日" in clocks.inner_text() and "公示" in clocks.inner_text()
             assert_no_sideways_scroll(page)
-            page.screenshot(path=tmp_path / "clocks.png", full_page=True)
+            page.screenshot(path=shots / "clocks.png", full_page=True)
 
             with Session(engine, expire_on_commit=False) as session:  # the enterprise's part
                 state_engine.fire(session, WORKFLOWS["hazard"], hazard, "submit", actor="wu.chuyun")
@@ -85,12 +88,12 @@ def test_a_regulator_lists_and_delists_on_a_phone(served: str, engine: Engine,  
             page.click("#form-delist button[type=submit]")
             expect(page.locator("#state")).to_have_text("已摘牌销号")
             assert "核查通过摘牌销号" in page.locator("#timeline").inner_text()
-            page.screenshot(path=tmp_path / "delisted.png", full_page=True)
+            page.screenshot(path=shots / "delisted.png", full_page=True)
 
             page.goto(served + "/dashboard")
             expect(page.locator("#figures")).to_contain_text("在办隐患")
             assert_no_sideways_scroll(page)
-            page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+            page.screenshot(path=shots / "dashboard.png", full_page=True)
             context.close()
 
             other = browser.new_context(viewport={"width": 375, "height": 812}, locale="zh-CN")
@@ -105,10 +108,10 @@ def test_a_regulator_lists_and_delists_on_a_phone(served: str, engine: Engine,  
                 assert answer is not None and answer.status == 404, path
                 assert page.locator("h1").inner_text() == "未找到"
                 assert_no_sideways_scroll(page)
-            page.screenshot(path=tmp_path / "not-found.png", full_page=True)
+            page.screenshot(path=shots / "not-found.png", full_page=True)
             assert page.goto(served + "/regulator").status == 403  # type: ignore[union-attr]
         finally:
             browser.close()
     assert problems == [], problems
     for name in ("regulator", "listed", "clocks", "delisted", "dashboard", "not-found"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+        assert (shots / f"{name}.png").stat().st_size > 1000
