@@ -42,6 +42,18 @@ OWNER = "sun.banzhang"  # inspector + rectifier in jinhua-team-a: reports, owns 
 MANAGER = "li.anquan"  # safety officer of the plant above: assigns and rejects
 REJECT_REASON = "复查未通过：密封件未更换，压力表读数仍异常"
 _SEED_CHUNK = 10_000
+_PRIOR_CHUNK = 50_000
+
+
+@dataclass
+class Options:
+    """Run-wide choices ``bench.run`` sets from its command line, read by the engine benchmarks."""
+
+    db_url: str | None = None  # a PostgreSQL URL: engine benchmarks that support it run there
+    prior_audit: int = 0  # audit rows chained before the measured events (production's trail)
+
+
+OPTIONS = Options()
 
 
 @dataclass
@@ -212,6 +224,27 @@ def seed_rectifying(engine: Engine, count: int) -> list[int]:
             ids.extend(chunk)
         session.commit()
     return ids
+
+
+def seed_prior_audit(engine: Engine, count: int) -> int:
+    """Chain ``count`` older audit rows (as many closed hazards' histories would leave) through
+    ``states.audit.append`` in big executemany chunks: a production-sized trail in seconds, still
+    a genuine chain that ``verify`` accepts. Returns ``count``."""
+    at = audit.format_at(SEED_AT - timedelta(days=400))
+    data = audit.canonical_data({"note": "prior"})
+    with Session(engine, expire_on_commit=False) as session:
+        conn = session.connection()
+        for start in range(0, count, _PRIOR_CHUNK):
+            entries = [
+                audit.PendingEntry("hazard", 9_000_000 + i, f"YH-OLD-{i:07d}", "close",
+                                   "pending_acceptance", "closed", MANAGER, "safety_officer", at,
+                                   None, data, None)
+                for i in range(start, min(start + _PRIOR_CHUNK, count))
+            ]
+            audit.append(conn, entries)
+            session.commit()
+            conn = session.connection()
+    return count
 
 
 def check_chain(path: Path, expected: int) -> None:

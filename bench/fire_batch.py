@@ -13,6 +13,7 @@ from sqlmodel import Session
 from bench import rawsql
 from bench.common import (
     MANAGER,
+    OPTIONS,
     OWNER,
     REJECT_REASON,
     Result,
@@ -22,6 +23,7 @@ from bench.common import (
     new_database,
     raw_connect,
     scratch_dir,
+    seed_prior_audit,
     seed_rectifying,
 )
 from models.db import make_engine
@@ -41,6 +43,7 @@ def run(quick: bool = False, profile: bool = False) -> Result:
         ours, theirs = tmp / "engine.db", tmp / "baseline.db"
         seeding = new_database(ours)
         ids = seed_rectifying(seeding, BATCH)
+        prior = seed_prior_audit(seeding, OPTIONS.prior_audit)
         clone_database(seeding, ours, theirs)
         measured, baseline = Stopwatch(profile), Stopwatch()
         eng, raw = make_engine(f"sqlite:///{ours}"), raw_connect(theirs)
@@ -65,9 +68,9 @@ def run(quick: bool = False, profile: bool = False) -> Result:
             raw.close()
             eng.dispose()
         measured.print_profile(NAME)
-        seeded = 1 + 2 * BATCH  # the org load's row + report and assign per hazard
+        seeded = prior + 1 + 2 * BATCH  # the org load's row + report and assign per hazard
         check_chain(ours, seeded + n)
         check_chain(theirs, seeded + n)
     return Result.of(NAME, n, measured, baseline, TARGET_RATE,
                      notes=f"{batches} batches of {BATCH:,} submit/reject, one commit each, "
-                           "with outbox rows")
+                           "with outbox rows" + (f", after {prior:,} prior audit rows" if prior else ""))

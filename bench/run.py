@@ -27,7 +27,7 @@ from bench import (
     sweep,
     visibility,
 )
-from bench.common import Result
+from bench.common import OPTIONS, Result
 from bench.report import environment, load, table
 
 # A benchmark returns one Result, or several (one per size) that share its name as a prefix.
@@ -55,7 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "top entries; the figures are then inflated by the profiler")
     parser.add_argument("--tmpdir", help="where the scratch SQLite files go (default: system temp)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
+    parser.add_argument("--db", metavar="URL",
+                        help="a PostgreSQL URL: the engine benchmarks that support it run there "
+                             "(a fresh schema each, dropped afterwards)")
+    parser.add_argument("--prior-audit", type=int, default=0, metavar="N",
+                        help="chain N older audit rows before the engine benchmarks' measured "
+                             "events (production's trail; 1000000 for a province's year)")
     args = parser.parse_args(argv)
+    OPTIONS.db_url, OPTIONS.prior_audit = args.db, args.prior_audit
     if args.tmpdir:
         tempfile.tempdir = args.tmpdir
     print(f"safeloop benchmarks ({'quick' if args.quick else 'full'}): {environment()}", flush=True)

@@ -31,7 +31,7 @@ class Hazard(SQLModel, table=True):
     grade: str = Field(max_length=16)
     location: str = Field(default="", max_length=200)
     source: str = Field(default="ad_hoc", max_length=16)
-    state: str = Field(max_length=32, index=True)
+    state: str = Field(max_length=32)  # indexed as the prefix of ix_hazard_state_deadline
     version: int = Field(default=1)
     found_at: datetime = Field(sa_column=_ts(nullable=False))
     finder_id: int = Field(foreign_key="person.id")
