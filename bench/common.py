@@ -133,10 +133,13 @@ def scratch_dir(tag: str) -> Iterator[Path]:
         yield Path(name)
 
 
-def new_database(path: Path, *, with_org: bool = True) -> Engine:
+TODAY = "0010"  # the schema before issue 16's lean migration: "today's" engine and baseline run on it
+
+
+def new_database(path: Path, *, with_org: bool = True, revision: str = "head") -> Engine:
     """A migrated SQLite file (WAL, synchronous=NORMAL via make_engine), demo org loaded."""
     engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
+    upgrade(engine, revision)
     if with_org:
         with Session(engine, expire_on_commit=False) as session:
             orgfile.load(session, DEMO_ORG)
@@ -165,6 +168,15 @@ def copy_database(src: Path, dst: Path) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     shutil.copyfile(src, dst)
+
+
+def upgrade_file(path: Path) -> None:
+    """Bring a scratch file's schema to head (as ``safeloop init`` on an existing database)."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def remove_database(path: Path) -> None:
