@@ -182,7 +182,7 @@ def system_clock() -> datetime:
 
 
 def append(conn: Connection, entries: Iterable[PendingEntry], *,
-           clock: Callable[[], datetime] = system_clock) -> list[int]:
+           clock: Callable[[], datetime] | None = None) -> list[int]:
     """Chain and insert entries after the current head; returns their seq numbers.
 
     Every row is recorded at ``clock()`` read once, but never earlier than the previous row's
@@ -198,9 +198,11 @@ def _entry_values(entry: PendingEntry) -> tuple[Any, ...]:
 
 
 def append_values(conn: Connection, entries: Sequence[tuple[Any, ...]], *,
-                  clock: Callable[[], datetime] = system_clock) -> list[int]:
+                  clock: Callable[[], datetime] | None = None) -> list[int]:
     """``append`` for entries given as tuples of ``PendingEntry``'s fields in order (the set-wise
-    path builds no objects per row). On PostgreSQL with psycopg the rows go in by COPY."""
+    path builds no objects per row). On PostgreSQL with psycopg the rows go in by COPY.
+    ``clock`` defaults to ``system_clock``, looked up at each call."""
+    clock = clock or system_clock
     sql = _driver_sql(conn.dialect.paramstyle, conn.dialect.name == "sqlite")
     cursor = rawdb.cursor(conn) if sql is not None else None
     if cursor is None or sql is None:
