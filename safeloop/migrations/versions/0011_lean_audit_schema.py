@@ -13,6 +13,9 @@ only costs writes (the longer one answers the same lookups): the single-column `
 hazard, inspection_task and risk_point (state changes on most events), outbox ``status``, and the
 cold tables' few of the same kind are dropped.
 
+The overdue sweep gets a partial index of the hazards it may still escalate (below the top level,
+by state and deadline): a backlog of hazards already at the top level no longer lengthens its scan.
+
 Revision ID: 0011_scale_lean
 Revises: 0010
 Create Date: 2026-12-01 05:20:00
@@ -48,6 +51,9 @@ AUDIT_COLUMNS = (
     "actor_role", "at", "comment", "data", "flow_run_id", "prev_hash", "hash", "hash_version",
     "recorded_at", "channel", "credential", "simulated",
 )
+
+# as models.hazard.OVERDUE_CANDIDATES (a migration keeps its own copy of what it created)
+OVERDUE_CANDIDATES = "escalation_level < 3"
 
 HEAD_REFUSED = "audit_head only moves forward to an existing audit_entry row"  # as in 0006
 _SQLITE_HEAD_REFUSED = (
@@ -117,9 +123,13 @@ def upgrade() -> None:
                 op.drop_constraint(constraint["name"], 'audit_entry', type_='unique')
     for table, index, _columns in PREFIX_INDEXES:
         op.drop_index(index, table_name=table)
+    op.create_index('ix_hazard_overdue', 'hazard', ['state', 'deadline'], unique=False,
+                    sqlite_where=sa.text(OVERDUE_CANDIDATES),
+                    postgresql_where=sa.text(OVERDUE_CANDIDATES))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_hazard_overdue', table_name='hazard')
     for table, index, columns in PREFIX_INDEXES:
         op.create_index(index, table, columns, unique=False)
     if op.get_bind().dialect.name == "sqlite":
