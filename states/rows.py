@@ -112,24 +112,71 @@ def load_rows(
 def set_loader(table: Any, dialect_name: str, by_code: bool) -> Select[Any]:
     """The loader for a whole set of ids (or codes) in one statement with one parameter ``key``:
     ``IN (SELECT value FROM json_each(:key))`` on SQLite (the keys as one JSON array), ``= ANY
-    (:key)`` on PostgreSQL (an array; rows locked). No chunks, nothing rendered per call."""
-    base, _, _ = loaders(table, dialect_name != "sqlite")
+    (:key)`` on PostgreSQL (an array; rows locked). No chunks, nothing rendered per call.
+    Unit-scoped rows come alone: their places (``PLACES``) are read once per distinct unit."""
+    if "unit_id" in table.c:
+        base = select(table)
+        if dialect_name != "sqlite":
+            base = base.with_for_update(of=table)
+    else:
+        base, _, _ = loaders(table, dialect_name != "sqlite")
     column = table.c.code if by_code else table.c.id
+    return base.where(column.in_(_key_set(dialect_name, String if by_code else Integer)))
+
+
+def _key_set(dialect_name: str, key_type: Any) -> Any:
     if dialect_name == "sqlite":
         keys = func.json_each(bindparam("key", type_=String)).table_valued("value")
-        return base.where(column.in_(select(keys.c.value)))
-    return base.where(column == any_(bindparam("key", type_=ARRAY(String if by_code else Integer))))
+        return select(keys.c.value)
+    return any_(bindparam("key", type_=ARRAY(key_type)))
+
+
+# A row's place, as ``loaders`` joins it: its unit's path; its enterprise's jurisdiction path and
+# industry (by the row's own enterprise_id, as the join).
+_UNIT_PATHS = select(UNIT.c.id, UNIT.c.path)
+_ENTERPRISE_PLACES = select(ENTERPRISE.c.id, JURISDICTION.c.path, ENTERPRISE.c.industry).join(
+    JURISDICTION, JURISDICTION.c.id == ENTERPRISE.c.jurisdiction_id)
+
+
+@cache
+def _places_loader(dialect_name: str, units: bool) -> Select[Any]:
+    if units:
+        return _UNIT_PATHS.where(UNIT.c.id.in_(_key_set(dialect_name, Integer)))
+    return _ENTERPRISE_PLACES.where(ENTERPRISE.c.id.in_(_key_set(dialect_name, Integer)))
+
+
+def _places(conn: Connection, units: bool, keys: list[int]) -> dict[int, tuple[Any, ...]]:
+    stmt = _places_loader(conn.dialect.name, units)
+    param: Any = json.dumps(keys) if conn.dialect.name == "sqlite" else keys
+    found = rawdb.query(conn, stmt, param)
+    if found is None:
+        found = list(conn.execute(stmt, {"key": param}).all())
+    return {row[0]: tuple(row[1:]) for row in found}
+
+
+def _with_places(conn: Connection, records: list[dict[str, Any]]) -> None:
+    """Add ``_unit_path``, ``_jur_path`` and ``_industry`` to unit-scoped rows, one read for all
+    their units and one for their enterprises (a batch touches few): what ``loaders`` joins to
+    every row, without the join per row."""
+    units = _places(conn, True, sorted({r["unit_id"] for r in records}))
+    enterprises = _places(conn, False, sorted({r["enterprise_id"] for r in records}))
+    for record in records:
+        jur_path, industry = enterprises[record["enterprise_id"]]
+        record["_unit_path"] = units[record["unit_id"]][0]
+        record["_jur_path"] = jur_path
+        record["_industry"] = industry
 
 
 def load_set(
     workflow: Workflow, conn: Connection, refs: Sequence[int | str]
 ) -> dict[int | str, dict[str, Any]]:
     """``load_rows`` for a big batch: one statement per kind of key (ids, codes), whatever the
-    number of keys; keyed by both id and code."""
+    number of keys, and one for the units' places; keyed by both id and code."""
     found: dict[int | str, dict[str, Any]] = {}
     ids = [r for r in refs if isinstance(r, int)]
     codes = [r for r in refs if isinstance(r, str)]
     sqlite = conn.dialect.name == "sqlite"
+    scoped = "unit_id" in workflow.table.c
     for keys, by_code in ((ids, False), (codes, True)):
         if not keys:
             continue
@@ -140,6 +187,8 @@ def load_set(
             result = conn.execute(stmt, {"key": param})
             names = list(result.keys())
             records = [dict(zip(names, row, strict=True)) for row in result.all()]
+        if scoped and records:
+            _with_places(conn, records)
         for record in records:
             found[record["id"]] = record
             found[record["code"]] = record
