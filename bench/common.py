@@ -259,6 +259,45 @@ def seed_prior_audit(engine: Engine, count: int) -> int:
     return count
 
 
+@contextmanager
+def pg_databases(url: str, *revisions: str) -> Iterator[list[Engine]]:
+    """Fresh PostgreSQL schemas on ``url``, one per revision, each migrated to it with the demo
+    org loaded; dropped afterwards (``--db URL`` of bench.run)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    admin = make_engine(url)
+    names = [f"bench_{uuid.uuid4().hex[:10]}" for _ in revisions]
+    engines: list[Engine] = []
+    try:
+        for name, revision in zip(names, revisions, strict=True):
+            with admin.begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA {name}"))
+            sep = "&" if "?" in url else "?"
+            engine = make_engine(f"{url}{sep}options=-csearch_path%3D{name}")
+            upgrade(engine, revision)
+            with Session(engine, expire_on_commit=False) as session:
+                orgfile.load(session, DEMO_ORG)
+            engines.append(engine)
+        yield engines
+    finally:
+        for engine in engines:
+            engine.dispose()
+        with admin.begin() as conn:
+            for name in names:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        admin.dispose()
+
+
+def check_engine_chain(engine: Engine, expected: int) -> None:
+    """``check_chain`` for a database given by its engine (PostgreSQL)."""
+    with engine.connect() as conn:
+        result = audit.verify(conn)
+    if not result.ok or result.count != expected:
+        raise AssertionError(f"chain {result.to_dict()}, expected {expected} rows")
+
+
 def check_chain(path: Path, expected: int) -> None:
     """Untimed: the chain must verify and hold every transition, or the figures mean nothing."""
     engine = make_engine(f"sqlite:///{path}")

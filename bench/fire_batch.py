@@ -31,8 +31,10 @@ from bench.common import (
     Result,
     Stopwatch,
     check_chain,
+    check_engine_chain,
     copy_database,
     new_database,
+    pg_databases,
     raw_connect,
     scratch_dir,
     seed_prior_audit,
@@ -52,6 +54,8 @@ BATCH = 10_000
 
 def run(quick: bool = False, profile: bool = False) -> Result:
     batches = 2 if quick else 10
+    if OPTIONS.db_url:
+        return run_pg(OPTIONS.db_url, batches, profile)
     n = BATCH * batches
     with scratch_dir(NAME) as tmp:
         files = {k: tmp / f"{k}.db" for k in ("setwise", "baseline", "general", "raw_lean")}
@@ -115,3 +119,33 @@ def _raw_step(raw: sqlite3.Connection) -> Step:
     def step(ids: list[int], event: str, actor: str, comment: str | None) -> None:
         rawsql.fire_batch(raw, ids, event, actor, comment)
     return step
+
+
+def run_pg(url: str, batches: int, profile: bool) -> Result:
+    """PostgreSQL (``--db URL``): the set-wise path on the current schema against today's engine
+    (the general path on the schema before issue 16), fresh schemas, batches alternating."""
+    n = BATCH * batches
+    with pg_databases(url, "head", TODAY) as (lean, today):
+        prior = 0
+        for eng in (lean, today):
+            ids = seed_rectifying(eng, BATCH)
+            prior = seed_prior_audit(eng, OPTIONS.prior_audit)
+        measured, baseline = Stopwatch(profile), Stopwatch()
+        for k in range(batches):
+            event, actor, comment = (
+                ("submit", OWNER, None) if k % 2 == 0 else ("reject", MANAGER, REJECT_REASON))
+            for turn in ((0, 1) if k % 2 == 0 else (1, 0)):
+                eng, watch = (lean, measured) if turn == 0 else (today, baseline)
+                step = _engine_step(eng, turn == 0)
+                with watch.lap():
+                    step(ids, event, actor, comment)
+        measured.print_profile(NAME)
+        seeded = prior + 1 + 2 * BATCH
+        check_engine_chain(lean, seeded + n)
+        check_engine_chain(today, seeded + n)
+    return Result.of(
+        f"{NAME} (PostgreSQL)", n, measured, baseline, 0.0, 2.0,
+        notes=f"{batches} batches of {BATCH:,} submit/reject on PostgreSQL"
+              + (f", after {prior:,} prior audit rows" if prior else "")
+              + f"; baseline = today's engine: fire_many's general path on the schema before "
+              f"issue 16 ({TODAY}); target >= 2x")

@@ -121,14 +121,16 @@ def set_loader(table: Any, dialect_name: str, by_code: bool) -> Select[Any]:
     else:
         base, _, _ = loaders(table, dialect_name != "sqlite")
     column = table.c.code if by_code else table.c.id
-    return base.where(column.in_(_key_set(dialect_name, String if by_code else Integer)))
+    return base.where(_in_keys(column, dialect_name, String if by_code else Integer))
 
 
-def _key_set(dialect_name: str, key_type: Any) -> Any:
+def _in_keys(column: Any, dialect_name: str, key_type: Any = Integer) -> Any:
+    """``column`` is one of the keys given as the one parameter ``key``: a JSON array through
+    ``json_each`` on SQLite, an array with ``= ANY`` on PostgreSQL."""
     if dialect_name == "sqlite":
         keys = func.json_each(bindparam("key", type_=String)).table_valued("value")
-        return select(keys.c.value)
-    return any_(bindparam("key", type_=ARRAY(key_type)))
+        return column.in_(select(keys.c.value))
+    return column == any_(bindparam("key", type_=ARRAY(key_type)))
 
 
 # A row's place, as ``loaders`` joins it: its unit's path; its enterprise's jurisdiction path and
@@ -141,8 +143,8 @@ _ENTERPRISE_PLACES = select(ENTERPRISE.c.id, JURISDICTION.c.path, ENTERPRISE.c.i
 @cache
 def _places_loader(dialect_name: str, units: bool) -> Select[Any]:
     if units:
-        return _UNIT_PATHS.where(UNIT.c.id.in_(_key_set(dialect_name, Integer)))
-    return _ENTERPRISE_PLACES.where(ENTERPRISE.c.id.in_(_key_set(dialect_name, Integer)))
+        return _UNIT_PATHS.where(_in_keys(UNIT.c.id, dialect_name))
+    return _ENTERPRISE_PLACES.where(_in_keys(ENTERPRISE.c.id, dialect_name))
 
 
 def _places(conn: Connection, units: bool, keys: list[int]) -> dict[int, tuple[Any, ...]]:

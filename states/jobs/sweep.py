@@ -5,6 +5,14 @@ Each part selects only the rows that need an event now (indexed on state + deadl
 end) and fires them through ``engine.fire_many`` in batches as the system actor. Guards make
 every event fire once: a reminder once per deadline, each escalation level once, a task missed
 once — however often the sweep runs.
+
+Outbox volume (issue 16, measured): each escalation keeps one outbox row per recipient, linked to
+its own audit row by ``audit_seq``. On 1,000,000 hazards (13,900 escalations, 27,800 outbox rows)
+those rows are 15-27 % of the sweep's time (3.0 s with them, 2.5 s without, wall; 14.6 % of CPU),
+and the sweep stays well inside its 5 s budget; one row per recipient and batch would save at most
+that, at the price of a second link table from a notification to its audit rows and a dispatcher
+that unpacks batches -- while the dispatcher's digests already send each recipient one message
+per batch. Not worth it at these figures.
 """
 
 from __future__ import annotations
