@@ -133,7 +133,7 @@ def scratch_dir(tag: str) -> Iterator[Path]:
         yield Path(name)
 
 
-TODAY = "0010"  # the schema before issue 16's lean migration: "today's" engine and baseline run on it
+TODAY = "0011"  # the schema before issue 16's lean migration: "today's" engine and baseline run on it
 
 
 def new_database(path: Path, *, with_org: bool = True, revision: str = "head") -> Engine:

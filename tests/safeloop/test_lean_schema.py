@@ -1,4 +1,4 @@
-"""Migration 0011 (lean audit schema) keeps an existing chain whole: it still verifies, the trail
+"""Migration 0012 (lean audit schema) keeps an existing chain whole: it still verifies, the trail
 stays append-only, the head still moves only forward, and the engine appends after it."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _migrate(engine, revision: str, down: bool = False) -> None:
 
 
 def test_existing_chain_survives_the_lean_migration(engine):
-    _migrate(engine, "0010", down=True)
+    _migrate(engine, "0011", down=True)
     with Session(engine, expire_on_commit=False) as s:
         orgfile.load(s, DEMO_ORG)
         seed_evidence(s)
@@ -56,6 +56,6 @@ def test_existing_chain_survives_the_lean_migration(engine):
         grown = verify(s.connection())
         assert grown.ok and grown.count == before.count + 2
         s.rollback()
-    _migrate(engine, "0010", down=True)  # and back: the old shape holds the same chain
+    _migrate(engine, "0011", down=True)  # and back: the old shape holds the same chain
     with engine.connect() as conn:
         assert verify(conn).ok

@@ -16,8 +16,8 @@ cold tables' few of the same kind are dropped.
 The overdue sweep gets a partial index of the hazards it may still escalate (below the top level,
 by state and deadline): a backlog of hazards already at the top level no longer lengthens its scan.
 
-Revision ID: 0011_scale_lean
-Revises: 0010
+Revision ID: 0012_scale_lean
+Revises: 0011
 Create Date: 2026-12-01 05:20:00
 """
 
@@ -27,8 +27,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0011_scale_lean'
-down_revision = '0010'
+revision = '0012_scale_lean'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
