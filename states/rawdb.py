@@ -273,4 +273,7 @@ def update_from_unnest(conn: Connection, table: Any, columns: tuple[str, ...],
         if process is not None:
             arrays[i] = [process(v) for v in arrays[i]]
     with found:
-        return int(found.execute(sql, arrays).rowcount)
+        try:  # binary: arrays of 10,000 values go without text quoting (psycopg)
+            return int(found.raw.execute(sql, arrays, binary=True).rowcount)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(conn, sql, None, exc) from exc
