@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from bench import (
     api,
+    audit_growth,
     audit_verify,
     dispatch,
     fire_batch,
@@ -34,6 +35,7 @@ from bench.report import environment, load, table
 BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     fire_single.NAME: fire_single.run,
     fire_batch.NAME: fire_batch.run,
+    audit_growth.NAME: audit_growth.run,  # 1,000,000 prior audit rows vs none
     audit_verify.NAME: audit_verify.run,
     materialize.NAME: materialize.run,
     sweep.NAME: sweep.run,
