@@ -42,6 +42,18 @@ OWNER = "sun.banzhang"  # inspector + rectifier in jinhua-team-a: reports, owns 
 MANAGER = "li.anquan"  # safety officer of the plant above: assigns and rejects
 REJECT_REASON = "复查未通过：密封件未更换，压力表读数仍异常"
 _SEED_CHUNK = 10_000
+_PRIOR_CHUNK = 50_000
+
+
+@dataclass
+class Options:
+    """Run-wide choices ``bench.run`` sets from its command line, read by the engine benchmarks."""
+
+    db_url: str | None = None  # a PostgreSQL URL: engine benchmarks that support it run there
+    prior_audit: int = 0  # audit rows chained before the measured events (production's trail)
+
+
+OPTIONS = Options()
 
 
 @dataclass
@@ -121,10 +133,13 @@ def scratch_dir(tag: str) -> Iterator[Path]:
         yield Path(name)
 
 
-def new_database(path: Path, *, with_org: bool = True) -> Engine:
+TODAY = "0011"  # the schema before issue 16's lean migration: "today's" engine and baseline run on it
+
+
+def new_database(path: Path, *, with_org: bool = True, revision: str = "head") -> Engine:
     """A migrated SQLite file (WAL, synchronous=NORMAL via make_engine), demo org loaded."""
     engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
+    upgrade(engine, revision)
     if with_org:
         with Session(engine, expire_on_commit=False) as session:
             orgfile.load(session, DEMO_ORG)
@@ -153,6 +168,15 @@ def copy_database(src: Path, dst: Path) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     shutil.copyfile(src, dst)
+
+
+def upgrade_file(path: Path) -> None:
+    """Bring a scratch file's schema to head (as ``safeloop init`` on an existing database)."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def remove_database(path: Path) -> None:
@@ -212,6 +236,66 @@ def seed_rectifying(engine: Engine, count: int) -> list[int]:
             ids.extend(chunk)
         session.commit()
     return ids
+
+
+def seed_prior_audit(engine: Engine, count: int) -> int:
+    """Chain ``count`` older audit rows (as many closed hazards' histories would leave) through
+    ``states.audit.append`` in big executemany chunks: a production-sized trail in seconds, still
+    a genuine chain that ``verify`` accepts. Returns ``count``."""
+    at = audit.format_at(SEED_AT - timedelta(days=400))
+    data = audit.canonical_data({"note": "prior"})
+    with Session(engine, expire_on_commit=False) as session:
+        conn = session.connection()
+        for start in range(0, count, _PRIOR_CHUNK):
+            entries = [
+                audit.PendingEntry("hazard", 9_000_000 + i, f"YH-OLD-{i:07d}", "close",
+                                   "pending_acceptance", "closed", MANAGER, "safety_officer", at,
+                                   None, data, None)
+                for i in range(start, min(start + _PRIOR_CHUNK, count))
+            ]
+            audit.append(conn, entries)
+            session.commit()
+            conn = session.connection()
+    return count
+
+
+@contextmanager
+def pg_databases(url: str, *revisions: str) -> Iterator[list[Engine]]:
+    """Fresh PostgreSQL schemas on ``url``, one per revision, each migrated to it with the demo
+    org loaded; dropped afterwards (``--db URL`` of bench.run)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    admin = make_engine(url)
+    names = [f"bench_{uuid.uuid4().hex[:10]}" for _ in revisions]
+    engines: list[Engine] = []
+    try:
+        for name, revision in zip(names, revisions, strict=True):
+            with admin.begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA {name}"))
+            sep = "&" if "?" in url else "?"
+            engine = make_engine(f"{url}{sep}options=-csearch_path%3D{name}")
+            upgrade(engine, revision)
+            with Session(engine, expire_on_commit=False) as session:
+                orgfile.load(session, DEMO_ORG)
+            engines.append(engine)
+        yield engines
+    finally:
+        for engine in engines:
+            engine.dispose()
+        with admin.begin() as conn:
+            for name in names:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        admin.dispose()
+
+
+def check_engine_chain(engine: Engine, expected: int) -> None:
+    """``check_chain`` for a database given by its engine (PostgreSQL)."""
+    with engine.connect() as conn:
+        result = audit.verify(conn)
+    if not result.ok or result.count != expected:
+        raise AssertionError(f"chain {result.to_dict()}, expected {expected} rows")
 
 
 def check_chain(path: Path, expected: int) -> None:

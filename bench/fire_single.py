@@ -13,6 +13,7 @@ from sqlmodel import Session
 from bench import rawsql
 from bench.common import (
     MANAGER,
+    OPTIONS,
     OWNER,
     REJECT_REASON,
     Result,
@@ -22,6 +23,7 @@ from bench.common import (
     new_database,
     raw_connect,
     scratch_dir,
+    seed_prior_audit,
     seed_rectifying,
 )
 from models.db import make_engine
@@ -54,6 +56,7 @@ def run(quick: bool = False, profile: bool = False) -> Result:
         ours, theirs = tmp / "engine.db", tmp / "baseline.db"
         seeding = new_database(ours)
         ids = seed_rectifying(seeding, hazards)
+        prior = seed_prior_audit(seeding, OPTIONS.prior_audit)
         clone_database(seeding, ours, theirs)
         plan = schedule(ids, n)
         measured, baseline = Stopwatch(profile), Stopwatch()
@@ -76,9 +79,9 @@ def run(quick: bool = False, profile: bool = False) -> Result:
             raw.close()
             eng.dispose()
         measured.print_profile(NAME)
-        seeded = 1 + 2 * hazards  # the org load's row + report and assign per hazard
+        seeded = prior + 1 + 2 * hazards  # the org load's row + report and assign per hazard
         check_chain(ours, seeded + n)
         check_chain(theirs, seeded + n)
     return Result.of(NAME, n, measured, baseline, TARGET_RATE, TARGET_RATIO,
                      notes=f"submit/reject over {hazards:,} hazards, one commit each, "
-                           "with outbox row")
+                           "with outbox row" + (f", after {prior:,} prior audit rows" if prior else ""))

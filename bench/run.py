@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from bench import (
     api,
+    audit_growth,
     audit_verify,
     dispatch,
     fire_batch,
@@ -27,13 +28,14 @@ from bench import (
     sweep,
     visibility,
 )
-from bench.common import Result
+from bench.common import OPTIONS, Result
 from bench.report import environment, load, table
 
 # A benchmark returns one Result, or several (one per size) that share its name as a prefix.
 BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     fire_single.NAME: fire_single.run,
     fire_batch.NAME: fire_batch.run,
+    audit_growth.NAME: audit_growth.run,  # 1,000,000 prior audit rows vs none
     audit_verify.NAME: audit_verify.run,
     materialize.NAME: materialize.run,
     sweep.NAME: sweep.run,
@@ -55,7 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "top entries; the figures are then inflated by the profiler")
     parser.add_argument("--tmpdir", help="where the scratch SQLite files go (default: system temp)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
+    parser.add_argument("--db", metavar="URL",
+                        help="a PostgreSQL URL: the engine benchmarks that support it run there "
+                             "(a fresh schema each, dropped afterwards)")
+    parser.add_argument("--prior-audit", type=int, default=0, metavar="N",
+                        help="chain N older audit rows before the engine benchmarks' measured "
+                             "events (production's trail; 1000000 for a province's year)")
     args = parser.parse_args(argv)
+    OPTIONS.db_url, OPTIONS.prior_audit = args.db, args.prior_audit
     if args.tmpdir:
         tempfile.tempdir = args.tmpdir
     print(f"safeloop benchmarks ({'quick' if args.quick else 'full'}): {environment()}", flush=True)

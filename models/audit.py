@@ -7,7 +7,7 @@ JSON. ``AuditHead`` is the single row holding the chain's head; locking it seria
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, SmallInteger, Text
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -15,7 +15,10 @@ class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entry"
     __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id", "seq"),)
 
-    seq: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    # INTEGER PRIMARY KEY on SQLite: seq is the rowid, so an append goes to the b-tree's end and
+    # there is no second index to keep (issue 16: 0.60x with 500,000 older rows otherwise).
+    seq: int = Field(primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite"),
+                     sa_column_kwargs={"autoincrement": False})
     entity_type: str = Field(max_length=32)
     entity_id: int
     entity_code: str = Field(max_length=64)
@@ -29,7 +32,7 @@ class AuditEntry(SQLModel, table=True):
     data: str = Field(default="{}", sa_type=Text)
     flow_run_id: str | None = Field(default=None, max_length=64)
     prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64, unique=True)
+    hash: str = Field(max_length=64)  # no index: the chain and ``verify`` prove it, not a UNIQUE
     hash_version: int = Field(default=1, sa_type=SmallInteger,
                               sa_column_kwargs={"server_default": "1"})
     recorded_at: str | None = Field(default=None, max_length=32)

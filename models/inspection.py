@@ -18,7 +18,7 @@ class ChecklistTemplate(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("key", "version", name="uq_template_version"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=64, index=True)
+    key: str = Field(max_length=64)
     version: int
     name: str = Field(max_length=200)
     tier: str = Field(max_length=16)
@@ -32,7 +32,7 @@ class ChecklistItem(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("template_id", "code", name="uq_item_code"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    template_id: int = Field(foreign_key="checklist_template.id", index=True)
+    template_id: int = Field(foreign_key="checklist_template.id")
     position: int
     code: str = Field(max_length=64)
     text: str
@@ -85,7 +85,7 @@ class InspectionTask(SQLModel, table=True):
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
     template_id: int = Field(foreign_key="checklist_template.id")
     assignee_id: int | None = Field(default=None, foreign_key="person.id")
-    state: str = Field(max_length=32, index=True)
+    state: str = Field(max_length=32)
     version: int = Field(default=1)
     inspector_id: int | None = Field(default=None, foreign_key="person.id")
     reviewer_id: int | None = Field(default=None, foreign_key="person.id")

@@ -66,7 +66,7 @@ class RoleGrant(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    person_id: int = Field(foreign_key="person.id", index=True)
+    person_id: int = Field(foreign_key="person.id")
     role: str = Field(max_length=32)
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     jurisdiction_id: int | None = Field(default=None, foreign_key="jurisdiction.id", index=True)

@@ -30,7 +30,7 @@ class OutboxMessage(SQLModel, table=True):
     recipient: str = Field(max_length=128)
     template: str = Field(max_length=64)
     payload: str = Field(default="{}", sa_type=Text)
-    status: str = Field(default="pending", max_length=16, index=True)
+    status: str = Field(default="pending", max_length=16)  # the prefix of ix_outbox_due
     attempts: int = Field(default=0)
     next_attempt_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)

@@ -26,7 +26,7 @@ class SiteArea(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("enterprise_id", "name", name="uq_site_area_name"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
+    enterprise_id: int = Field(foreign_key="enterprise.id")
     name: str = Field(max_length=100)
     polygon: list | None = Field(default=None, sa_column=Column(JSON))  # type: ignore[type-arg]
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -55,7 +55,7 @@ class RiskPoint(SQLModel, table=True):
     responsible_id: int | None = Field(default=None, foreign_key="person.id")
     contacts: str = Field(default="", max_length=200)
     emergency_contacts: list | None = Field(default=None, sa_column=Column(JSON))  # type: ignore[type-arg]
-    state: str = Field(max_length=32, index=True)
+    state: str = Field(max_length=32)
     version: int = Field(default=1)
     method: str | None = Field(default=None, max_length=8)
     factors: dict | None = Field(default=None, sa_column=Column(JSON))  # type: ignore[type-arg]

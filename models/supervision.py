@@ -90,7 +90,7 @@ class AnnualPlan(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=32)
-    jurisdiction_id: int = Field(foreign_key="jurisdiction.id", index=True)
+    jurisdiction_id: int = Field(foreign_key="jurisdiction.id")
     department_id: int | None = Field(default=None, foreign_key="department.id")
     year: int
     state: str = Field(max_length=32, index=True)
@@ -113,7 +113,7 @@ class StatReport(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=100)
-    enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
+    enterprise_id: int = Field(foreign_key="enterprise.id")
     unit_id: int = Field(foreign_key="unit.id")
     period_key: str = Field(max_length=16)
     due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))

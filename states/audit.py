@@ -51,6 +51,7 @@ _HEAD_FOR_APPEND = select(HEAD.c.seq, HEAD.c.hash, _PREVIOUS_RECORDED).where(HEA
 _INSERT = insert(AUDIT)
 _MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1).values(seq=bindparam("n"), hash=bindparam("h"))
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_COPY_MIN = 64  # rows from which COPY beats executemany (PostgreSQL)
 
 
 def fast_encode(reference: json.JSONEncoder) -> Callable[[Any], str]:
@@ -181,12 +182,27 @@ def system_clock() -> datetime:
 
 
 def append(conn: Connection, entries: Iterable[PendingEntry], *,
-           clock: Callable[[], datetime] = system_clock) -> list[int]:
+           clock: Callable[[], datetime] | None = None) -> list[int]:
     """Chain and insert entries after the current head; returns their seq numbers.
 
     Every row is recorded at ``clock()`` read once, but never earlier than the previous row's
     recorded time: the trail's recorded times never go backwards, even when the clock does.
     """
+    return append_values(conn, [_entry_values(entry) for entry in entries], clock=clock)
+
+
+def _entry_values(entry: PendingEntry) -> tuple[Any, ...]:
+    return (entry.entity_type, entry.entity_id, entry.entity_code, entry.event, entry.from_state,
+            entry.to_state, entry.actor, entry.actor_role, entry.at, entry.comment, entry.data,
+            entry.flow_run_id, entry.channel, entry.credential, entry.simulated)
+
+
+def append_values(conn: Connection, entries: Sequence[tuple[Any, ...]], *,
+                  clock: Callable[[], datetime] | None = None) -> list[int]:
+    """``append`` for entries given as tuples of ``PendingEntry``'s fields in order (the set-wise
+    path builds no objects per row). On PostgreSQL with psycopg the rows go in by COPY.
+    ``clock`` defaults to ``system_clock``, looked up at each call."""
+    clock = clock or system_clock
     sql = _driver_sql(conn.dialect.paramstyle, conn.dialect.name == "sqlite")
     cursor = rawdb.cursor(conn) if sql is not None else None
     if cursor is None or sql is None:
@@ -206,7 +222,8 @@ def append(conn: Connection, entries: Iterable[PendingEntry], *,
             raise RuntimeError("audit_head row missing: run `safeloop init`")
         rows = _chain(int(head[0]), str(head[1]), _recorded_at(clock, head[2]), entries)
         if rows:
-            cursor.executemany(insert_sql, rows)
+            if len(rows) < _COPY_MIN or not rawdb.copy_rows(cursor, "audit_entry", _COLUMNS, rows):
+                cursor.executemany(insert_sql, rows)
             cursor.execute(move_sql, (rows[-1][1], rows[-1][-1]))
     return [row[1] for row in rows]
 
@@ -219,20 +236,21 @@ def _recorded_at(clock: Callable[[], datetime], previous: str | None) -> str:
 
 
 def _chain(seq: int, prev: str, recorded_at: str,
-           entries: Iterable[PendingEntry]) -> list[tuple[Any, ...]]:
-    """The rows (STORED_FIELDS values: version 2's hashed values + hash) of entries chained
-    after (seq, prev)."""
+           entries: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows (STORED_FIELDS values: version 2's hashed values + hash) of entries (``append_values``
+    tuples) chained after (seq, prev)."""
     rows: list[tuple[Any, ...]] = []
     text, sha256 = _canonical_text, hashlib.sha256
-    for entry in entries:
-        if entry.channel is not None and entry.channel not in CHANNELS:
-            raise ValueError(f"audit channel must be one of {CHANNELS} or None: {entry.channel!r}")
+    channels = (*CHANNELS, None)
+    for (entity_type, entity_id, entity_code, event, from_state, to_state, actor, actor_role, at,
+         comment, data, flow_run_id, channel, credential, simulated) in entries:
+        if channel not in channels:
+            raise ValueError(f"audit channel must be one of {CHANNELS} or None: {channel!r}")
         seq += 1
         values = (
-            HASH_VERSION, seq, entry.entity_type, entry.entity_id, entry.entity_code, entry.event,
-            entry.from_state, entry.to_state, entry.actor, entry.actor_role, entry.at,
-            entry.comment, entry.data, entry.flow_run_id, recorded_at, entry.channel,
-            entry.credential, bool(entry.simulated), prev,
+            HASH_VERSION, seq, entity_type, entity_id, entity_code, event, from_state, to_state,
+            actor, actor_role, at, comment, data, flow_run_id, recorded_at, channel, credential,
+            bool(simulated), prev,
         )
         prev = sha256(text(values).encode("utf-8")).hexdigest()
         rows.append((*values, prev))

@@ -76,10 +76,10 @@ def decide(
             f"「{'、'.join(forged)}」由系统计算并记入审计日志，不能由操作人提供", fields=forged)
     params = validate_params(rule, data)
     if params is not None:
-        _check_evidence(lookups.conn, params)
+        check_evidence(lookups.conn, params)
     values = params.model_dump() if params is not None else {}
     subject = Subject(state=state, row=row, data=values, comment=comment)
-    ctx = _context(actor, role, row, lookups, clock)
+    ctx = context(actor, role, row, lookups, clock)
     for guard in rule.guards:
         refusal = guard(subject, ctx)
         if refusal:
@@ -90,7 +90,7 @@ def decide(
     return subject, ctx, role, audit_data
 
 
-def _context(
+def context(
     actor: Actor, role: str, row: Mapping[str, Any], lookups: Lookups, clock: Clock
 ) -> Context:
     """The one place an event's ``Context`` is built: what guards, effects and notifications see."""
@@ -109,7 +109,7 @@ def _evidence_fields(params_type: type[Any]) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def _check_evidence(conn: Connection, params: Any) -> None:
+def check_evidence(conn: Connection, params: Any) -> None:
     """Every evidence reference must name a file in the evidence store with that hash and size:
     a hash typed into the input cannot stand in for a report that was never uploaded."""
     refs: list[EvidenceRef] = []

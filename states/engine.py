@@ -25,7 +25,7 @@ from sqlmodel import Session
 from core.errors import ConcurrentUpdate, InvalidInput, NotFound, SafeloopError
 from core.rules import rules_on
 from models.enums import Role
-from states import audit, decision, rows
+from states import audit, decision, rows, setwise
 from states.actors import (
     INTERNAL_ACTORS,
     SYSTEM_ACTOR,
@@ -91,11 +91,15 @@ def fire_many(
     as_of: datetime | None = None,
     flow_run_id: str | None = None,
     skip_refused: bool = False,
+    set_wise: bool = True,
 ) -> BatchResult:
     """Apply many events in one transaction (the sweeps' form).
 
     Without ``skip_refused`` the first refusal rolls everything back and is raised; with it,
-    refused requests are reported in the result and the rest are committed.
+    refused requests are reported in the result and the rest are committed. A uniform batch (one
+    event by one actor on distinct entities, no spawn or cascade) takes the set-wise path
+    (``states.setwise``), which writes the same rows; ``set_wise=False`` forces the general one
+    (the tests compare them, the benchmarks measure both).
     """
     # A big batch allocates hundreds of thousands of short-lived, acyclic objects (rows, dicts,
     # params): the cyclic collector's passes over them -- and over everything else alive --
@@ -105,7 +109,8 @@ def fire_many(
     if pause:
         gc.disable()
     try:
-        return _fire_many(session, workflow, requests, as_of, flow_run_id, skip_refused)
+        return _fire_many(session, workflow, requests, as_of, flow_run_id, skip_refused,
+                          set_wise)
     finally:
         if pause:
             gc.enable()
@@ -118,6 +123,7 @@ def _fire_many(
     as_of: datetime | None,
     flow_run_id: str | None,
     skip_refused: bool,
+    set_wise: bool,
 ) -> BatchResult:
     origin = origin_of(session)
     clock = clock_for(origin, as_of)
@@ -125,7 +131,15 @@ def _fire_many(
     result = BatchResult()
     try:
         conn = session.connection()
-        batch = _Batch(Lookups(conn, rules_on(session)), clock, origin, audit.format_at(moment), flow_run_id)
+        lookups = Lookups(conn, rules_on(session))
+        rule = setwise.uniform_rule(workflow, requests) if set_wise else None
+        if rule is not None:
+            done = setwise.fire_uniform(conn, workflow, rule, requests, lookups, clock, origin,
+                                        flow_run_id, skip_refused)
+            if done is not None:
+                session.commit()
+                return done
+        batch = _Batch(lookups, clock, origin, audit.format_at(moment), flow_run_id)
         batch.rows[workflow] = rows.load_rows(workflow, conn, [r.entity for r in requests])
         planned: list[decision.Planned] = []
         for request in requests:
@@ -150,10 +164,10 @@ def _fire_many(
         for flow, originals in batch.originals.items():
             rows.write_rows(flow, conn, batch.rows[flow], originals, moment)
         seqs = audit.append(conn, batch.pending)
-        outbox: list[dict[str, Any]] = []
+        outbox: list[tuple[Any, ...]] = []
         for seq, (flow, rule, subject, ctx, row, from_state, to_state) in zip(
                 seqs, planned, strict=True):
-            outbox += rows.outbox_rows(flow, rule, subject, ctx, row, to_state, seq)
+            outbox += rows.outbox_tuples(flow, rule, subject, ctx, row, to_state, seq)
             if flow is not workflow or from_state is None:
                 continue  # spawned or cascaded: its own audit and outbox rows, not this result
             result.applied.append(
@@ -161,7 +175,7 @@ def _fire_many(
                            row["version"], ctx.role, seq)
             )
         if outbox:
-            rows.insert_outbox(conn, outbox)
+            rows.insert_outbox_tuples(conn, outbox)
         session.commit()
     except BaseException:
         session.rollback()

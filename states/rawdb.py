@@ -89,6 +89,11 @@ class DriverSelect:
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
 
+    @property
+    def processing(self) -> list[tuple[int, Callable[[Any], Any]]]:
+        """(position, processor) of the columns that have one."""
+        return [(i, p) for i, p in enumerate(self.processors) if p is not None]
+
     def params(self, key: Any) -> Any:
         value = key if self.key_processor is None else self.key_processor(key)
         if self.order is None:
@@ -144,12 +149,19 @@ def records(conn: Connection, stmt: Select[Any], key: Any) -> list[dict[str, Any
     rows = _fetch(conn, spec, key)
     if rows is None:
         return None
-    names, processors = spec.names, spec.processors
-    return [
-        dict(zip(names, [v if p is None else p(v) for p, v in zip(processors, row, strict=True)],
-                 strict=True))
-        for row in rows
-    ]
+    names = spec.names
+    if len(rows) < 8:
+        processors = spec.processors
+        return [
+            dict(zip(names, [v if p is None else p(v) for p, v in zip(processors, row, strict=True)],
+                     strict=True))
+            for row in rows
+        ]
+    # Many rows: process column by column (``map`` in C per column) rather than value by value.
+    columns: list[Any] = list(zip(*rows, strict=True))
+    for i, process in spec.processing:
+        columns[i] = map(process, columns[i])
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 # ---- INSERT and UPDATE by position ---------------------------------------------------------
@@ -207,3 +219,61 @@ def executemany(
         rows = list(map(tuple, lists))
     with found:
         return found.executemany(sql, rows)
+
+
+# ---- PostgreSQL's set-wise forms --------------------------------------------------------------
+
+
+def copy_rows(found: Cursor, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> bool:
+    """``COPY table (columns) FROM STDIN`` of ``rows`` on psycopg (3); False on any other driver
+    (the caller then uses executemany). Values must be what the driver adapts itself (no bind
+    processing): ints, strings, booleans, aware datetimes."""
+    copy = getattr(found.raw, "copy", None)
+    if copy is None or found.conn.dialect.name != "postgresql":
+        return False
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with copy(sql) as stream:
+            for row in rows:
+                stream.write_row(row)
+    except found.conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(found.conn, sql, None, exc) from exc
+    return True
+
+
+@lru_cache(maxsize=64)
+def _unnest_update(dialect: Any, table: Any, columns: tuple[str, ...]) -> tuple[
+        str, tuple[Callable[[Any], Any] | None, ...]]:
+    quote = dialect.identifier_preparer.quote
+    name = dialect.identifier_preparer.format_table(table)
+    types = [table.c[c].type.compile(dialect=dialect) for c in columns]
+    arrays = ", ".join(f"%s::{t}[]" for t in (*types, "BIGINT", "BIGINT"))
+    aliases = ", ".join([*(f"v_{c}" for c in columns), "k_id", "k_version"])
+    sets = ", ".join(f"{quote(c)} = v.v_{c}" for c in columns)
+    sql = (f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({aliases}) "
+           f"WHERE {name}.id = v.k_id AND {name}.version = v.k_version")
+    processors = tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+                       for c in columns)
+    return sql, processors
+
+
+def update_from_unnest(conn: Connection, table: Any, columns: tuple[str, ...],
+                       rows: list[tuple[Any, ...]]) -> int | None:
+    """``UPDATE table SET columns … FROM unnest(arrays) WHERE id = … AND version = …``: one
+    statement for many versioned updates on PostgreSQL (each row ``(*values, id, old_version)``);
+    the rowcount, or None where it does not apply (then use ``executemany``)."""
+    if conn.dialect.name != "postgresql" or not rows:
+        return None
+    found = cursor(conn)
+    if found is None:
+        return None
+    sql, processors = _unnest_update(conn.dialect, table, columns)
+    arrays = [list(values) for values in zip(*rows, strict=True)]
+    for i, process in enumerate(processors):
+        if process is not None:
+            arrays[i] = [process(v) for v in arrays[i]]
+    with found:
+        try:  # binary: arrays of 10,000 values go without text quoting (psycopg)
+            return int(found.raw.execute(sql, arrays, binary=True).rowcount)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(conn, sql, None, exc) from exc

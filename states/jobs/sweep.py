@@ -5,6 +5,14 @@ Each part selects only the rows that need an event now (indexed on state + deadl
 end) and fires them through ``engine.fire_many`` in batches as the system actor. Guards make
 every event fire once: a reminder once per deadline, each escalation level once, a task missed
 once — however often the sweep runs.
+
+Outbox volume (issue 16, measured): each escalation keeps one outbox row per recipient, linked to
+its own audit row by ``audit_seq``. On 1,000,000 hazards (13,900 escalations, 27,800 outbox rows)
+those rows are 15-27 % of the sweep's time (3.0 s with them, 2.5 s without, wall; 14.6 % of CPU),
+and the sweep stays well inside its 5 s budget; one row per recipient and batch would save at most
+that, at the price of a second link table from a notification to its audit rows and a dispatcher
+that unpacks batches -- while the dispatcher's digests already send each recipient one message
+per batch. Not worth it at these figures.
 """
 
 from __future__ import annotations
@@ -12,13 +20,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlmodel import Session
 
 from core.rules import Rules, rules_for, set_rules
 from models.db import as_utc, utcnow
 from models.enums import HazardGrade
+from models.hazard import OVERDUE_CANDIDATES
 from models.tables import HAZARD as HAZ
 from models.tables import INSPECTION_TASK as TASK
 from models.tables import LISTING as LST
@@ -59,6 +69,20 @@ class SweepReport:
                 "listing_escalations": self.listing_escalations}
 
 
+def overdue_query(moment: datetime, ladder: Sequence[int], scope: Sequence[Any] = ()) -> Any:
+    """Overdue hazards that should climb a level: among the open ones below the top level -- the
+    level test written as the text of ``ix_hazard_overdue``'s condition, so the planner can prove that
+    partial index applies (with bound parameters it cannot) and a backlog already at the top
+    level is never read -- those past a rung of the ladder they have not reached, or major."""
+    return select(HAZ.c.id, HAZ.c.grade, HAZ.c.deadline, HAZ.c.escalation_level).where(
+        HAZ.c.state.in_(RECTIFYING), text(OVERDUE_CANDIDATES), HAZ.c.deadline <= moment,
+        or_(HAZ.c.grade == HazardGrade.major.value, *(
+            and_(HAZ.c.escalation_level < level, HAZ.c.deadline <= moment - timedelta(days=d))
+            for level, d in enumerate(ladder, start=1))),
+        *scope,
+    ).order_by(HAZ.c.id)
+
+
 def target_level(grade: str, deadline: datetime, as_of: datetime,
                  ladder: Sequence[int]) -> int:
     """The level an overdue hazard should have reached: ladder days after its deadline."""
@@ -97,15 +121,8 @@ def sweep(
     requests = [FireRequest(i, "remind_due", SYSTEM) for i in _ids(session, due)]
     report.reminders = _fire(session, HAZARD, requests, moment, batch_size, flow_run_id, report)
 
-    overdue = select(HAZ.c.id, HAZ.c.grade, HAZ.c.deadline, HAZ.c.escalation_level).where(
-        HAZ.c.state.in_(RECTIFYING), HAZ.c.deadline <= moment,
-        HAZ.c.escalation_level < TOP_LEVEL,
-        or_(HAZ.c.grade == HazardGrade.major.value, *(
-            and_(HAZ.c.escalation_level < level, HAZ.c.deadline <= moment - timedelta(days=d))
-            for level, d in enumerate(ladder, start=1))),
-        *scope,
-    ).order_by(HAZ.c.id)
     requests = []
+    overdue = overdue_query(moment, ladder, scope)
     for hid, grade, deadline, level in session.connection().execute(overdue).all():
         target = target_level(grade, as_utc(deadline), moment, ladder)
         first = target if grade == HazardGrade.major else level + 1  # major: straight to L3
