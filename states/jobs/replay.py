@@ -38,6 +38,8 @@ CREATED_BY_BATCH: dict[str, frozenset[str]] = {
     "inspection": frozenset({"plan_id", "period_key", "period_start", "period_end", "unit_id",
                              "enterprise_id", "template_id", "assignee_id", "batch"}),
     "stat_report": frozenset({"enterprise_id", "unit_id", "period_key", "due_at", "batch"}),
+    "duty": frozenset({"kind", "enterprise_id", "unit_id", "period_key", "period_end", "due_at",
+                       "role", "evidence_required", "batch"}),
 }
 # Columns an effect writes that replay cannot reconstruct from the trail, and why. The
 # completeness test allows exactly these; adding one is a decision to review.
