@@ -30,7 +30,8 @@ SHIPPED = Path(__file__).resolve().parent.parent / "safeloop" / "data" / "duty_r
 TRIENNIAL_FROM = 2020  # three-year cycles: 2020-2022, 2023-2025, …
 ROLES = ("inspector", "rectifier", "safety_officer", "unit_head", "principal", "regulator", "auditor")
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-KindKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+# short: a duty's code is <unit key>/<kind>@<period> and codes are at most 64 characters
+KindKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
 RoleName = Literal["inspector", "rectifier", "safety_officer", "unit_head", "principal",
                    "regulator", "auditor"]
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)

@@ -1,6 +1,7 @@
 """Recurring duties (履职任务): one row per duty kind, subject (a unit) and period.
 
-Rows are created set-wise per kind and period (``states.jobs.duties``); the unique key
+Rows are created set-wise per kind and period (``states.jobs.duties``), coded
+``<unit key>/<kind>@<period>`` (one slash, as API paths allow); the unique key
 (kind, unit, period) makes reruns create nothing twice. The kind's rules (cadence, role, evidence,
 ladder) live in the rule pack (``core.duty_rules``); the row keeps what was true when it was
 created: its due moment, responsible role and whether evidence is required.

@@ -27,7 +27,7 @@ from states.workflows.duty import DUTY
 
 app = typer.Typer(help="履职任务：会议、带班值班、风险研判承诺、应急演练、重大危险源检查、预案评估",
                   no_args_is_help=True)
-CodeArg = Annotated[str, code_arg("履职任务编号，如 risk_commitment/jinhua-group/2026-12-01")]
+CodeArg = Annotated[str, code_arg("履职任务编号，如 jinhua-group/risk_commitment@2026-12-01")]
 DEADLINES = {"end": "周期结束前", "at": "当天 {time} 前",
              "working_days_after_end": "周期结束后 {days} 个工作日内"}
 
@@ -178,4 +178,4 @@ def show_cmd(code: CodeArg, viewer: ViewAsOpt = None, as_json: JsonOpt = False) 
     print_history(record["history"])
 
 
-fire.mount(app, DUTY, code_help="履职任务编号，如 risk_commitment/jinhua-group/2026-12-01")
+fire.mount(app, DUTY, code_help="履职任务编号，如 jinhua-group/risk_commitment@2026-12-01")

@@ -85,7 +85,7 @@ def source(pack: DutyPack, kind: DutyKind, period: DutyPeriod, due: datetime, ba
     """The SELECT yielding ``COLUMNS`` for one kind and period (the batch's rows)."""
     ts = DateTime(timezone=True)
     return select(
-        literal(kind.key + "/") + UNIT.c.key + literal("/" + period.key), literal(kind.key),
+        UNIT.c.key + literal(f"/{kind.key}@{period.key}"), literal(kind.key),
         UNIT.c.enterprise_id, UNIT.c.id, literal(period.key), literal(period.end, ts),
         literal(due, ts), literal(kind.role), literal(kind.evidence_required, Boolean()),
         literal("due"), literal(1, Integer()), literal(0, Integer()), literal(False, Boolean()),

@@ -47,10 +47,10 @@ def _count(session: Session, **where: object) -> int:
 
 
 def test_shipped_pack_names_every_kind_in_chinese():
-    expected = {"committee_meeting", "department_meeting", "regulator_duty_day",
-                "enterprise_duty_day", "leader_shift", "risk_commitment", "drill_comprehensive",
-                "drill_onsite", "drill_high_risk", "major_source_technical_check",
-                "major_source_operating_check", "plan_evaluation"}
+    expected = {"committee_meeting", "dept_meeting", "regulator_duty",
+                "duty_day", "leader_shift", "risk_commitment", "drill_plan",
+                "drill_onsite", "drill_high_risk", "mhs_tech_check",
+                "mhs_op_check", "plan_evaluation"}
     assert set(PACK.kinds) == expected
     for kind in PACK.kinds.values():
         assert is_zh(kind.name) and kind.ladder, kind.key
@@ -115,7 +115,7 @@ def test_periods_turn_over_at_local_midnight(cadence, moment, key, next_key):
 
 
 def test_working_day_deadlines_skip_national_day_2020_and_spring_festival_2021():
-    meeting = PACK.kinds["department_meeting"]  # 5 working days after the period
+    meeting = PACK.kinds["dept_meeting"]  # 5 working days after the period
     q3 = duty_period(DutyCadence.monthly, utc(2020, 9, 15), ZONE)
     # 10-01..10-08 off; 10-09 (Fri) and 10-10 (Sat, 调休) work: 9, 10, 12, 13, 14
     assert due_at(meeting, q3, CAL, ZONE) == utc(2020, 10, 15)
@@ -158,9 +158,9 @@ def test_each_kind_is_materialised_once_per_period_and_idempotent(org: Session):
     # per workshop (jinhua 2, xinfeng 1); daily kinds today and tomorrow, the working-day one
     # not on New Year's Day
     assert first.by_kind == {
-        "enterprise_duty_day": 2, "leader_shift": 1, "risk_commitment": 2,
-        "drill_comprehensive": 2, "drill_onsite": 3, "drill_high_risk": 1,
-        "major_source_technical_check": 1, "major_source_operating_check": 1,
+        "duty_day": 2, "leader_shift": 1, "risk_commitment": 2,
+        "drill_plan": 2, "drill_onsite": 3, "drill_high_risk": 1,
+        "mhs_tech_check": 1, "mhs_op_check": 1,
         "plan_evaluation": 2}
     batches = org.connection().execute(select(func.count()).select_from(AUDIT_ENTRY).where(
         AUDIT_ENTRY.c.entity_type == "duty_batch")).scalar_one()
@@ -171,8 +171,8 @@ def test_each_kind_is_materialised_once_per_period_and_idempotent(org: Session):
     assert _count(org) == first.created
     codes = set(org.connection().execute(select(DUTY.c.code)).scalars())
     org.rollback()
-    assert "risk_commitment/jinhua-group/2021-01-01" in codes
-    assert "drill_onsite/jinhua-ws-synth/2020-H2" in codes
+    assert "jinhua-group/risk_commitment@2021-01-01" in codes
+    assert "jinhua-ws-synth/drill_onsite@2020-H2" in codes
     assert verify(org.connection()).ok and replay(org.connection()).ok
 
 
