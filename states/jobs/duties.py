@@ -1,14 +1,14 @@
-"""The duty batch: every recurring duty (履职任务) of the rule pack, per kind and period, set-wise.
+"""The duty batch: every recurring duty (履职任务) of the rule pack, per kind, set-wise.
 
-For each kind the pack materialises on the enterprise side, and each period from the current one
+For each kind the pack materialises on the enterprise side, over its periods from the current one
 up to ``until`` (by default the current period, and tomorrow for daily kinds so a day's duty
-exists before it starts), one INSERT…SELECT creates the duty of every matching unit through
-``engine.create_set``: one audit row per batch; the unique key (kind, unit, period) makes reruns
-and overlapping runs create nothing twice. A daily kind limited to working days skips days off
-by the working-day calendar (调休 working weekends count).
+exists before it starts), one INSERT…SELECT creates the duty of every matching unit and period
+through ``engine.create_set``: one transaction and one audit row per batch (kind); the unique
+key (kind, unit, period) makes reruns and overlapping runs create nothing twice. A daily kind
+limited to working days skips days off by the working-day calendar (调休 working weekends count).
 
 Kinds on the regulator's side (jurisdiction, department) are declared in the pack but not
-materialised here: they need a jurisdiction-scoped duty workflow (see the README).
+materialised here: they need a jurisdiction-scoped duty workflow (not built yet).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Boolean, ColumnElement, DateTime, Integer, func, literal, select, true
+from sqlalchemy import Boolean, ColumnElement, DateTime, Integer, func, literal, select, true, union_all
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
@@ -80,18 +80,27 @@ def _conditions(pack: DutyPack, kind: DutyKind,
     return conditions
 
 
-def source(pack: DutyPack, kind: DutyKind, period: DutyPeriod, due: datetime, batch: str,
-           moment: datetime, enterprise_ids: Sequence[int] | None = None) -> Select:  # type: ignore[type-arg]
-    """The SELECT yielding ``COLUMNS`` for one kind and period (the batch's rows)."""
+Dated = list[tuple[DutyPeriod, datetime]]  # the periods of one batch with their due moments
+
+
+def source(pack: DutyPack, kind: DutyKind, dated: Dated, batch: str, moment: datetime,
+           enterprise_ids: Sequence[int] | None = None) -> Select:  # type: ignore[type-arg]
+    """The SELECT yielding ``COLUMNS`` for one kind over its periods (the batch's rows): the
+    matching units crossed with the periods, given as a small UNION ALL of literals."""
     ts = DateTime(timezone=True)
+    rows = [select(literal(f"/{kind.key}@{period.key}").label("suffix"),
+                   literal(period.key).label("period_key"),
+                   literal(period.end, ts).label("period_end"), literal(due, ts).label("due_at"))
+            for period, due in dated]
+    p = (union_all(*rows) if len(rows) > 1 else rows[0]).subquery("p")
     return select(
-        UNIT.c.key + literal(f"/{kind.key}@{period.key}"), literal(kind.key),
-        UNIT.c.enterprise_id, UNIT.c.id, literal(period.key), literal(period.end, ts),
-        literal(due, ts), literal(kind.role), literal(kind.evidence_required, Boolean()),
-        literal("due"), literal(1, Integer()), literal(0, Integer()), literal(False, Boolean()),
-        literal(batch), literal(moment, ts), literal(moment, ts),
-    ).join_from(UNIT, ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id).where(
-        *_conditions(pack, kind, enterprise_ids))
+        UNIT.c.key + p.c.suffix, literal(kind.key), UNIT.c.enterprise_id, UNIT.c.id,
+        p.c.period_key, p.c.period_end, p.c.due_at, literal(kind.role),
+        literal(kind.evidence_required, Boolean()), literal("due"), literal(1, Integer()),
+        literal(0, Integer()), literal(False, Boolean()), literal(batch), literal(moment, ts),
+        literal(moment, ts),
+    ).select_from(UNIT.join(ENTERPRISE, ENTERPRISE.c.id == UNIT.c.enterprise_id)
+                  .join(p, true())).where(*_conditions(pack, kind, enterprise_ids))
 
 
 def materialize_duties(session: Session, *, as_of: datetime | None = None,
@@ -100,7 +109,8 @@ def materialize_duties(session: Session, *, as_of: datetime | None = None,
                        enterprise_ids: Sequence[int] | None = None,
                        flow_run_id: str | None = None) -> DutyReport:
     """Create the due duties of every kind for the periods from ``as_of`` to ``until``
-    (idempotent; one transaction and one audit row per kind and period)."""
+    (idempotent; one INSERT…SELECT, transaction and audit row per kind, whose data records each
+    period's key, end and due moment for replay to check the rows against)."""
     moment = as_utc(as_of) or utcnow()
     rules = rules or rules_for(session)
     pack, zone = rules.duties, rules.zone
@@ -110,24 +120,26 @@ def materialize_duties(session: Session, *, as_of: datetime | None = None,
             continue
         horizon = as_utc(until) or (moment + timedelta(days=1) if kind.cadence is DutyCadence.daily
                                     else moment)
+        dated: Dated = []
         for period in periods(kind, moment, horizon, zone):
             try:
-                if not applies_on(kind, period, rules.calendar):
-                    continue
-                due = due_at(kind, period, rules.calendar, zone)
+                if applies_on(kind, period, rules.calendar):
+                    dated.append((period, due_at(kind, period, rules.calendar, zone)))
             except InvalidInput as exc:  # a working-day rule in a year the calendar lacks
                 report.warnings.append(f"{kind.name} {period.label}：{exc.message}")
-                continue
-            batch = uuid.uuid4().hex
-            made = engine.create_set(
-                session, DUTY, COLUMNS,
-                source(pack, kind, period, due, batch, moment, enterprise_ids),
-                batch=batch, as_of=moment, comment=f"{period.label} {kind.name}",
-                data={"kind": kind.key, "period_key": period.key,
-                      "period_end": period.end.isoformat(), "due_at": due.isoformat(),
-                      "role": kind.role, "evidence_required": kind.evidence_required},
-                flow_run_id=flow_run_id)
-            report.created += made
-            report.batches += 1 if made else 0
-            report.by_kind[kind.key] = report.by_kind.get(kind.key, 0) + made
+        if not dated:
+            continue
+        batch = uuid.uuid4().hex
+        labels = "、".join(period.label for period, _ in dated[:3]) + ("等" if len(dated) > 3 else "")
+        made = engine.create_set(
+            session, DUTY, COLUMNS, source(pack, kind, dated, batch, moment, enterprise_ids),
+            batch=batch, as_of=moment, comment=f"{labels} {kind.name}",
+            data={"kind": kind.key, "role": kind.role,
+                  "evidence_required": kind.evidence_required,
+                  "periods": [{"period_key": period.key, "period_end": period.end.isoformat(),
+                               "due_at": due.isoformat()} for period, due in dated]},
+            flow_run_id=flow_run_id)
+        report.created += made
+        report.batches += 1 if made else 0
+        report.by_kind[kind.key] = report.by_kind.get(kind.key, 0) + made
     return report
