@@ -54,8 +54,8 @@ _CHUNK = 20_000
 _SELECT = ("SELECT unit.key || p.suffix, ?, unit.enterprise_id, unit.id, p.period_key, p.period_end, "
            "p.due_at, ?, ?, 'due', 1, 0, 0, ?, ?, ? FROM unit JOIN enterprise ON enterprise.id = "
            "unit.enterprise_id JOIN ({values}) AS p ON 1 = 1 WHERE 1 = 1")
-_TOP = (" AND unit.parent_id IS NULL AND unit.id = (SELECT min(top_unit.id) FROM unit AS top_unit "
-        "WHERE top_unit.enterprise_id = unit.enterprise_id AND top_unit.parent_id IS NULL)")
+_TOP = (" AND unit.parent_id IS NULL AND unit.id IN (SELECT min(top_unit.id) FROM unit AS top_unit "
+        "WHERE top_unit.parent_id IS NULL GROUP BY top_unit.enterprise_id)")
 _FIELDS = ("code, kind, enterprise_id, unit_id, period_key, period_end, due_at, role, "
            "evidence_required, state, version, escalation_level, late, created_at, updated_at")
 
@@ -122,7 +122,8 @@ def statements(rules: Rules) -> list[tuple[str, tuple[object, ...]]]:
                          for v in (f"/{kind.key}@{period.key}", period.key, db_time(period.end),
                                    db_time(due))]
         made.append((f"INSERT INTO duty ({', '.join(COLUMNS)}) {sql.format(values=values)} "
-                     "ON CONFLICT DO NOTHING", (*params, *period_params, *where)))
+                     "ORDER BY unit.id, p.period_key ON CONFLICT DO NOTHING",
+                     (*params, *period_params, *where)))
     return made
 
 
