@@ -19,6 +19,7 @@ from bench import (
     audit_growth,
     audit_verify,
     dispatch,
+    duties,
     fire_batch,
     fire_single,
     flow_cli,
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[bool, bool], Result | list[Result]]] = {
     audit_growth.NAME: audit_growth.run,  # 1,000,000 prior audit rows vs none
     audit_verify.NAME: audit_verify.run,
     materialize.NAME: materialize.run,
+    duties.NAME: duties.run,
     sweep.NAME: sweep.run,
     risk_derive.NAME: risk_derive.run,
     dispatch.NAME: dispatch.run,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.calendar import DEFAULT_ZONE, WorkCalendar, load_overrides
 from core.calendar.official import combine, installed
+from core.duty_rules import DutyPack, load_pack
 from core.listing_rules import ListingRules, listing_rules
 from core.risk_bands import DEFAULT_BANDS, bands
 from core.settings import Settings, get_settings
@@ -44,6 +45,7 @@ class Rules:
     risk_review_days: int = 365  # an approved risk is re-evaluated after this
     risk_bands: BandTable = field(default_factory=lambda: _frozen(DEFAULT_BANDS))  # read-only
     listing: ListingRules = field(default_factory=ListingRules)
+    duties: DutyPack = field(default_factory=load_pack)  # 履职任务种类: shipped or SAFELOOP_DUTY_RULES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
@@ -51,7 +53,8 @@ class Rules:
                    calendar=work_calendar(settings),
                    risk_review_days=settings.risk_review_days,
                    risk_bands=_frozen(bands(settings.risk_bands)),
-                   listing=listing_rules(settings.listing_rules))
+                   listing=listing_rules(settings.listing_rules),
+                   duties=load_pack(settings.duty_rules))
 
     def band_table(self) -> dict[str, dict[str, float]]:
         """The risk bands as a fresh, plain copy (for output and audit data)."""

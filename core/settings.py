@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     storage_dir: Path = Path("safeloop-data")
     sqlite_busy_timeout_s: Seconds = 30.0
     calendar_overrides: Path | None = None
+    # The duty kinds (履职任务种类) replacing the shipped pack, a YAML file like
+    # safeloop/data/duty_rules.yaml, e.g. SAFELOOP_DUTY_RULES=/etc/safeloop/duties.yaml.
+    duty_rules: Path | None = None
     # Listed-supervision clocks in working days (local rules differ); JSON in the environment,
     # e.g. SAFELOOP_LISTING_RULES='{"file_days": 5, "verification_days": 15}'.
     listing_rules: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from prefect import flow, task
 from core.rules import Rules
 from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
 from states.jobs import calendar_watch, regulator_plans, risk_checklists
+from states.jobs.duties import materialize_duties
 from states.jobs.materialize import materialize
 from states.jobs.stat_reports import materialize_reports
 
@@ -29,6 +30,8 @@ def materialize_task(as_of: datetime, enterprise_ids: list[int] | None,
                                        enterprise_ids=enterprise_ids, flow_run_id=run_id)
         reports = materialize_reports(session, as_of=as_of, zone=rules.zone,
                                       flow_run_id=run_id)
+        duties = materialize_duties(session, as_of=as_of, rules=rules,
+                                    enterprise_ids=enterprise_ids, flow_run_id=run_id)
         report = materialize(
             session, as_of=as_of, zone=rules.zone, calendar=rules.calendar,
             flow_run_id=run_id, batch_size=settings.materialize_batch_size,
@@ -38,7 +41,8 @@ def materialize_task(as_of: datetime, enterprise_ids: list[int] | None,
                                               as_of=as_of, skipped=report.warnings,
                                               flow_run_id=run_id)
     return {"created": report.created, "total": report.total, "batches": report.batches,
-            "warnings": report.warnings, "stat_reports": reports,
+            "warnings": report.warnings + duties.warnings, "stat_reports": reports,
+            "duties": duties.to_dict(),
             "risk_checklists": derived.to_dict(), "calendar_alert": calendar_alert}
 
 
@@ -49,7 +53,8 @@ def materialize_inspections(as_of: datetime | None = None,
     moment = resolve_as_of(as_of)
     result = materialize_task(moment, enterprise_ids, flow_run_id())
     print(f"生成排查任务 {result['total']} 个：{result['created']}；"
-          f"风险点管控措施更新检查表的计划 {result['risk_checklists']['plans_changed']} 个")
+          f"风险点管控措施更新检查表的计划 {result['risk_checklists']['plans_changed']} 个；"
+          f"履职任务 {result['duties']['created']} 个")
     for warning in result["warnings"]:
         print(f"警告：{warning}")
     if result["calendar_alert"] is not None:

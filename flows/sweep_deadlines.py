@@ -10,6 +10,7 @@ from prefect.context import FlowRunContext
 
 from core.rules import Rules
 from flows.common import flow_run_id, resolve_as_of, session_for, settings_for
+from states.jobs.duty_sweep import sweep_duties
 from states.jobs.sweep import sweep
 
 
@@ -25,13 +26,16 @@ def sweep_task(as_of: datetime, enterprise_ids: list[int] | None,
             batch_size=settings.sweep_batch_size, enterprise_ids=enterprise_ids,
             flow_run_id=run_id, rules=rules,
         )
-    return report.to_dict()
+        duties = sweep_duties(session, as_of=as_of, rules=rules,
+                              batch_size=settings.sweep_batch_size,
+                              enterprise_ids=enterprise_ids, flow_run_id=run_id)
+    return {**report.to_dict(), **duties.to_dict()}
 
 
 @flow(name="sweep-deadlines", log_prints=True)
 def sweep_deadlines(as_of: datetime | None = None,
                     partitions: list[list[int]] | None = None) -> dict[str, Any]:
-    """期限巡检：到期提醒、逾期逐级升级、过期排查任务记为漏检。
+    """期限巡检：到期提醒、逾期逐级升级、过期排查任务记为漏检、履职任务提醒/逾期/升级。
 
     ``partitions`` (lists of enterprise ids) runs the sweep as that many concurrent tasks.
     """
@@ -47,6 +51,8 @@ def sweep_deadlines(as_of: datetime | None = None,
     print(f"期限巡检：提醒 {result['reminders']}，升级 {result['escalations']}，"
           f"漏检 {result['missed']}，职责逾期 {result['duties_overdue']}，"
           f"统计表逾期 {result['reports_overdue']}，风险点到期复评 {result['risk_reviews']}，"
+          f"履职任务提醒 {result['duty_reminders']}、逾期 {result['duties_missed']}、"
+          f"升级 {result['duty_escalations']}，"
           f"拒绝 {result['refused']}")
     return result
 

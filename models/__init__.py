@@ -2,6 +2,7 @@
 
 from models.account import Account, ApiToken, LoginSession
 from models.audit import AuditCheckpoint, AuditEntry, AuditHead
+from models.duty import Duty
 from models.evidence import Evidence
 from models.hazard import Hazard
 from models.inspection import (
@@ -31,6 +32,7 @@ __all__ = [
     "AuditHead",
     "Delivery",
     "Department",
+    "Duty",
     "Enterprise",
     "Evidence",
     "Hazard",

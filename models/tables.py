@@ -21,6 +21,7 @@ from models import (
     ChecklistTemplate,
     Delivery,
     Department,
+    Duty,
     Enterprise,
     Evidence,
     Hazard,
@@ -55,6 +56,7 @@ AUDIT_HEAD = _table(AuditHead)
 CHECKLIST_ITEM = _table(ChecklistItem)
 CHECKLIST_TEMPLATE = _table(ChecklistTemplate)
 DEPARTMENT = _table(Department)
+DUTY = _table(Duty)
 ENTERPRISE = _table(Enterprise)
 EVIDENCE = _table(Evidence)
 HAZARD = _table(Hazard)
@@ -85,4 +87,5 @@ ENTITY_TABLES: dict[str, Table] = {
     "annual_plan": ANNUAL_PLAN,
     "stat_report": STAT_REPORT,
     "risk": RISK_POINT,
+    "duty": DUTY,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.errors import InvalidInput
 from states.workflow import Workflow
 from states.workflows.annual_plan import ANNUAL_PLAN
+from states.workflows.duty import DUTY
 from states.workflows.hazard import HAZARD
 from states.workflows.inspection import INSPECTION
 from states.workflows.listing import LISTING
@@ -13,7 +14,8 @@ from states.workflows.stat_report import STAT_REPORT
 from states.workflows.suspension import SUSPENSION
 
 WORKFLOWS: dict[str, Workflow] = {
-    w.name: w for w in (HAZARD, INSPECTION, LISTING, SUSPENSION, ANNUAL_PLAN, STAT_REPORT, RISK)
+    w.name: w for w in (HAZARD, INSPECTION, LISTING, SUSPENSION, ANNUAL_PLAN, STAT_REPORT, RISK,
+                           DUTY)
 }
 
 

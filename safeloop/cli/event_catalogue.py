@@ -30,6 +30,7 @@ GROUPS: dict[str, str] = {
     "annual_plan": "plan annual",
     "stat_report": "stat-report",
     "risk": "risk",
+    "duty": "duty",
 }
 LEGEND = ("日期时间写作 YYYY-MM-DD 或 YYYY-MM-DD HH:MM（期限只给日期时为当天 23:59:59）；"
           "证据文件用 --evidence 文件（或 --set 键=文件）；列表重复 --set 同一个键，或给 JSON 列表；"

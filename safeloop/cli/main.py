@@ -12,6 +12,7 @@ from safeloop import orgfile
 from safeloop.cli import (
     audit,
     calendar,
+    duty,
     flows,
     hazard,
     inspect,
@@ -55,6 +56,7 @@ app.add_typer(notify.app, name="notify")
 app.add_typer(notify.outbox_app, name="outbox")
 app.add_typer(user.app, name="user")
 app.add_typer(calendar.app, name="calendar")
+app.add_typer(duty.app, name="duty")
 org_app = typer.Typer(help="组织机构：辖区、企业、单位、人员与角色", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 diagram_app = typer.Typer(help="由状态机生成 Mermaid 状态图", no_args_is_help=True)

@@ -38,6 +38,8 @@ CREATED_BY_BATCH: dict[str, frozenset[str]] = {
     "inspection": frozenset({"plan_id", "period_key", "period_start", "period_end", "unit_id",
                              "enterprise_id", "template_id", "assignee_id", "batch"}),
     "stat_report": frozenset({"enterprise_id", "unit_id", "period_key", "due_at", "batch"}),
+    "duty": frozenset({"kind", "enterprise_id", "unit_id", "period_key", "period_end", "due_at",
+                       "role", "evidence_required", "batch"}),
 }
 # Columns an effect writes that replay cannot reconstruct from the trail, and why. The
 # completeness test allows exactly these; adding one is a decision to review.
@@ -276,21 +278,31 @@ def _missing_from_trail(conn: Connection, workflow: Workflow, report: ReplayRepo
 
 def _batch_facts(conn: Connection, workflow: Workflow, report: ReplayReport) -> None:
     """Rows created by a batch carry what the batch's audit row records for them (e.g. a stat
-    report's period and due date)."""
+    report's period and due date). A batch over several periods (duties) records each period's
+    facts in ``periods``, matched to a row by its ``period_key``."""
     created = CREATED_BY_BATCH.get(workflow.name, frozenset())
     facts: dict[str, dict[str, Any]] = {}
+    per_period: dict[tuple[str, str], dict[str, Any]] = {}
     for batch, data in conn.execute(select(AUDIT.c.entity_code, AUDIT.c.data).where(
             AUDIT.c.entity_type == f"{workflow.name}_batch")):
-        recorded = {k: v for k, v in json.loads(data).items() if k in created}
+        loaded = json.loads(data)
+        recorded = {k: v for k, v in loaded.items() if k in created}
         if recorded:
             facts[batch] = recorded
-    keys = sorted({k for f in facts.values() for k in f})
+        for period in loaded.get("periods") or ():
+            per_period[(batch, period.get("period_key"))] = {
+                k: v for k, v in period.items() if k in created}
+    keys = sorted({k for f in (*facts.values(), *per_period.values()) for k in f} | (
+        {"period_key"} if per_period else set()))
     if not keys:
         return
     table = workflow.table
     stmt = select(table.c.id, table.c.code, table.c.batch, *(table.c[k] for k in keys))
     for row in conn.execute(stmt, execution_options={"yield_per": 5_000}).mappings():
-        for key, value in facts.get(row["batch"], {}).items():
+        expected = dict(facts.get(row["batch"], {}))
+        if per_period:
+            expected.update(per_period.get((row["batch"], row["period_key"]), {}))
+        for key, value in expected.items():
             recorded = datetime.fromisoformat(value) if isinstance(row[key], datetime) else value
             if _norm(recorded) != _norm(row[key]):
                 report.differences.append(Difference(

@@ -43,6 +43,7 @@ from models.tables import AUDIT_ENTRY, ENTITY_TABLES, UNIT
 from safeloop import checklists, demo, plans
 from states import engine as state_engine
 from states.audit import verify
+from states.jobs.duties import materialize_duties
 from states.jobs.materialize import materialize
 from states.jobs.replay import replay
 from states.jobs.stat_reports import materialize_reports
@@ -51,7 +52,7 @@ from states.requests import Origin, set_origin
 from tests.api.realauth import Tokens, api_settings, real_app, written
 from tests.api.samples import body_for
 from tests.conftest import DEMO_ORG
-from tests.helpers import is_zh
+from tests.helpers import SEEDED_EVIDENCE, is_zh
 from tests.scope_world import Plain
 
 API = "/api/v1"
@@ -119,6 +120,14 @@ def build_demo(session: Session, storage: Path) -> None:
     session.rollback()
     fire("inspection", task, "start", "li.anquan")
     materialize_reports(session, as_of=at)
+    materialize_duties(session, as_of=at)  # due; then one done and one missed
+    duties = session.connection().execute(select(ENTITY_TABLES["duty"].c.code).where(
+        ENTITY_TABLES["duty"].c.kind == "risk_commitment").order_by(
+        ENTITY_TABLES["duty"].c.id)).scalars().all()
+    session.rollback()
+    fire("duty", duties[0], "complete", "wang.zhuren", evidence=[dict(SEEDED_EVIDENCE[0])])
+    state_engine.fire(session, WORKFLOWS["duty"], duties[1], "miss", actor="system",
+                      as_of=at + timedelta(days=2))
 
 
 def representatives(conn: Connection) -> list[tuple[str, Any]]:

@@ -160,11 +160,11 @@ def test_sweep_real_run_escalates_and_records_flow_run_id(world: Session, db_url
     assert result["reminders"] == 0 and result["refused"] == 0
     assert hazard_levels(world) == {a: 1, b: 3}
 
-    escalated = audit_rows(world, event="escalate")
+    escalated = audit_rows(world, event="escalate", entity_type="hazard")  # duties have their own
     assert len(escalated) == sum(ESCALATIONS.values())
     assert {row["flow_run_id"] for row in escalated} == {run_id}
     assert {json.loads(row["data"])["level"] for row in escalated if row["entity_id"] == b} == {1, 2, 3}
-    missed = audit_rows(world, event="miss")
+    missed = audit_rows(world, event="miss", entity_type="inspection")
     assert len(missed) == 3 and {row["flow_run_id"] for row in missed} == {run_id}
 
     again = sweep_deadlines(as_of=SWEEP_AT + timedelta(minutes=15))

@@ -307,21 +307,25 @@ def build_template(server: Server, root: Path) -> tuple[Path, Path, dict[str, st
     codes["annual"] = json.loads(made.stdout)["code"]
     outbox = json.loads(ok("outbox", "list", "--json").stdout)["items"]
     codes["outbox"] = str(outbox[0]["id"])
+    duties = json.loads(ok("duty", "list", "--json", "--kind", "risk_commitment").stdout)["items"]
+    codes["duty"] = duties[0]["code"]
     _checkpoint_wal(db)
     return db, storage, codes
 
 
 def _materialize(url: str) -> None:
-    """This period's inspection tasks, without a Prefect run (the flow is fuzzed on its own)."""
+    """This period's inspection tasks and duties, without a Prefect run (the flow is fuzzed on its own)."""
     from sqlmodel import Session
 
     from models.db import make_engine
+    from states.jobs.duties import materialize_duties
     from states.jobs.materialize import materialize
 
     engine = make_engine(url)
     try:
         with Session(engine, expire_on_commit=False) as session:
             materialize(session)
+            materialize_duties(session)
     finally:
         engine.dispose()
 

@@ -96,6 +96,8 @@ CALENDAR_YAML = ("covered_years: [2027]\nholidays:\n  - {date: 2027-01-01, name:
 CHECKLIST_YAML = ("key: fuzz-team\nversion: 1\nname: 模糊测试检查表\ntier: team\nsource: 测试\nitems:\n"
                   "  - {code: F01, text: 检查内容：压力表, basis: 依据, category: thing, "
                   "grade_if_failed: general}\n")
+DUTY_YAML = ("kinds:\n  talk:\n    name: 每周安全讲评\n    applies_to: {scope: enterprise}\n"
+             "    cadence: weekly\n    role: principal\n")
 RESULTS_YAML = "- {item: T01, outcome: pass, note: 已检查：合格}\n"
 ROUTING_YAML = 'version: 1\nroles:\n  auditor:\n    - "json://127.0.0.1:9/hook"\n'
 ANNUAL_YAML = ("jurisdiction: xz-edz\nyear: 2026\ndepartment: edz-yjj\nentries:\n"
@@ -329,6 +331,25 @@ FAMILIES: list[Family] = [
         "file": [lambda w, f: ["stat-report", "submit", "jinhua/2026-Q3", "--as", "wang.zhuren",
                                "--evidence", f]],
     }, extra_files=orphan_photo),
+    Family("duty", {
+        "text": [lambda w, v: ["duty", "list", "--state", v],
+                 lambda w, v: ["duty", "list", "--kind", v, "--json"],
+                 lambda w, v: ["duty", "list", "--enterprise", v],
+                 lambda w, v: ["duty", "list", "--period", v],
+                 lambda w, v: ["duty", "show", v],
+                 lambda w, v: ["duty", "fire", w.codes["duty"], v, "--as", "wang.zhuren"],
+                 lambda w, v: ["duty", "fire", w.codes["duty"], "complete", "--as", v],
+                 lambda w, v: ["duty", "fire", w.codes["duty"], "complete", "--as",
+                               "wang.zhuren", "--set", f"summary={v}"],
+                 lambda w, v: ["duty", "events", v, "--as", "wang.zhuren"]],
+        "number": [lambda w, v: ["duty", "list", "--limit", v]],
+        "date": [lambda w, v: ["duty", "fire", w.codes["duty"], "complete", "--as", "wang.zhuren",
+                               "--as-of", v]],
+        "file": [lambda w, f: ["duty", "fire", w.codes["duty"], "complete", "--as", "wang.zhuren",
+                               "--evidence", f],
+                 lambda w, f: (["duty", "kinds", "--json"], {"SAFELOOP_DUTY_RULES": f})],
+    }, reads=reads_of(["duty", "list", "--json"], show="duty show"), valid_file=DUTY_YAML,
+        extra_files=orphan_photo),
     Family("report", {
         "text": [lambda w, v: ["report", "stats", "--period", v, "-o", str(w.root / "s.csv")],
                  lambda w, v: ["report", "stats", "--period", "2026-Q3", "--jurisdiction", v, "-o",
@@ -735,4 +756,4 @@ class _Dummy:
     root = Path("/nonexistent")
     codes: dict[str, str] = {k: "X" for k in ("reported", "rectifying", "planning", "pending",
                                               "task", "listing", "risk_evaluated", "risk_approved",
-                                              "order", "annual", "outbox")}
+                                              "order", "annual", "outbox", "duty")}

@@ -130,9 +130,31 @@ def _risk(s: Session) -> None:
     act("retire", "wang.zhuren", NOW + timedelta(days=401), comment="拆除")
 
 
+def _duties(s: Session) -> None:
+    from models.tables import DUTY as DT
+    from states.jobs.duties import materialize_duties
+    from states.workflows.duty import DUTY
+
+    day = datetime(2020, 9, 30, 16, 30, tzinfo=UTC)  # 00:30 on 1 October, local
+    materialize_duties(s, as_of=day, until=day, kinds=["risk_commitment"])
+    materialize_duties(s, as_of=day + timedelta(days=1), until=day + timedelta(days=1),
+                       kinds=["risk_commitment"])
+    first, second = s.connection().execute(select(DT.c.id).order_by(DT.c.id)).scalars().all()
+    s.rollback()
+
+    def act(duty: int, event: str, actor: str, hours: float, **kw: Any) -> None:
+        engine.fire(s, DUTY, duty, event, actor=actor, as_of=day + timedelta(hours=hours), **kw)
+
+    act(first, "remind", "system", 6)
+    act(first, "complete", "wang.zhuren", 7, data={"evidence": EVIDENCE, "summary": "已公告"})
+    act(second, "miss", "system", 32)
+    act(second, "escalate", "system", 32, data={"level": 1})
+    act(second, "make_up", "wang.zhuren", 33, data={"evidence": EVIDENCE})
+
+
 @pytest.fixture
 def toured(org: Session) -> Session:
-    for step in (_hazards, _listing, _regulator, _inspection, _risk):
+    for step in (_hazards, _listing, _regulator, _inspection, _risk, _duties):
         step(org)
     return org
 
