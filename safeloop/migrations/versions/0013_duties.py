@@ -17,7 +17,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0013_duties'
-down_revision = '0010'
+down_revision = '0012_scale_lean'
 branch_labels = None
 depends_on = None
 
