@@ -38,7 +38,7 @@ def materialize_task(as_of: datetime, enterprise_ids: list[int] | None,
             enterprise_ids=enterprise_ids,
         )
         calendar_alert = calendar_watch.alert(session, calendar=rules.calendar, zone=rules.zone,
-                                              as_of=as_of, skipped=report.warnings,
+                                              as_of=as_of, skipped=report.warnings + duties.warnings,
                                               flow_run_id=run_id)
     return {"created": report.created, "total": report.total, "batches": report.batches,
             "warnings": report.warnings + duties.warnings, "stat_reports": reports,
