@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, select
 from starlette.responses import Response
@@ -22,8 +22,18 @@ from safeloop.api.routes.evidence import receive
 from states.registry import WORKFLOWS
 from states.workflow import EventRule, Workflow
 
-if TYPE_CHECKING:
-    from safeloop.web.pages import Visit
+
+class Visit(Protocol):
+    """What this module reads of ``safeloop.web.pages.Visit`` (kept apart: pages imports this)."""
+
+    session: Any
+    form: dict[str, str] | None
+    files: dict[str, Any]
+    params: dict[str, str]
+
+    @property
+    def settings(self) -> Any: ...
+
 
 IMAGES = frozenset({"image/jpeg", "image/png"})
 PHOTO_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
