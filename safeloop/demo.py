@@ -341,7 +341,8 @@ def _sim_summary(d: Demo) -> None:
     d.console.print(table)
     levels = Counter(
         json.loads(data)["level"] for (data,) in d.session.connection().execute(
-            select(AuditEntry.data).where(AuditEntry.event == "escalate")))
+            select(AuditEntry.data).where(AuditEntry.event == "escalate",
+                                          AuditEntry.entity_type == "hazard")))
     d.session.rollback()
     hazards = rows["hazards"]
     from_risks = d.session.connection().execute(select(func.count()).select_from(Hazard).where(
