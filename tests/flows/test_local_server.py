@@ -78,7 +78,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            return proc.wait(timeout=40)
+            return proc.wait(timeout=120)  # Prefect's shutdown took over 40 s on a loaded machine
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
