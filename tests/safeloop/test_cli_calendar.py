@@ -7,28 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from safeloop.cli.main import app
 from tests.conftest import DEMO_ORG
+from tests.safeloop.test_cli import cli
 from tests.states.test_calendar_watch import SCHEDULE_2027
 
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("SAFELOOP_STORAGE_DIR", str(tmp_path / "store"))
-    from core.settings import get_settings
-
-    get_settings.cache_clear()
-
-    def invoke(*args: str):
-        return runner.invoke(app, ["--db", db_url, *args])
-
-    assert invoke("org", "load", str(DEMO_ORG)).exit_code == 0
-    yield invoke
-    get_settings.cache_clear()
+__all__ = ["cli"]  # the CLI on the test database, as tests/safeloop/test_cli.py drives it
 
 
 def _audit_rows(cli) -> int:
